@@ -1,0 +1,58 @@
+"""Decode speed: the KV-cache path against recomputing the whole sequence for every new token.
+
+Both loops decode exactly `new_tokens` greedy tokens (stop tokens ignored) so the work is equal.
+"""
+import statistics
+import time
+
+import torch
+
+from .model import GPT
+
+
+@torch.inference_mode()
+def decode_cached(model: GPT, prompt: torch.Tensor, new_tokens: int) -> torch.Tensor:
+    cache = model.new_kv_cache(prompt.size(0), prompt.size(1) + new_tokens)
+    logits = model(prompt, kv_cache=cache, last_only=True)
+    out = [logits[:, -1].argmax(-1, keepdim=True)]
+    for _ in range(new_tokens - 1):
+        logits = model(out[-1], kv_cache=cache, last_only=True)
+        out.append(logits[:, -1].argmax(-1, keepdim=True))
+    return torch.cat(out, 1)
+
+
+@torch.inference_mode()
+def decode_uncached(model: GPT, prompt: torch.Tensor, new_tokens: int) -> torch.Tensor:
+    seq = prompt
+    for _ in range(new_tokens):
+        next_token = model(seq)[:, -1].argmax(-1, keepdim=True)
+        seq = torch.cat([seq, next_token], 1)
+    return seq[:, prompt.size(1):]
+
+
+def _timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs: int = 20, seed: int = 0) -> dict:
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(6, model.config.vocab_size, (1, prompt_tokens), generator=generator)
+    assert torch.equal(decode_cached(model, prompt, new_tokens), decode_uncached(model, prompt, new_tokens)), \
+        "cached and uncached decoding disagree"
+    cached = [_timed(decode_cached, model, prompt, new_tokens) for _ in range(runs)]
+    uncached = [_timed(decode_uncached, model, prompt, new_tokens) for _ in range(max(3, runs // 4))]
+    cached_tok_s = new_tokens / statistics.median(cached)
+    uncached_tok_s = new_tokens / statistics.median(uncached)
+    cached_ms = sorted(t * 1000 for t in cached)
+    return {
+        "params": model.num_params(),
+        "cached_tok_s": round(cached_tok_s, 1),
+        "uncached_tok_s": round(uncached_tok_s, 1),
+        "speedup": round(cached_tok_s / uncached_tok_s, 2),
+        "p50_ms": round(statistics.median(cached_ms), 2),
+        "p95_ms": round(cached_ms[min(len(cached_ms) - 1, int(0.95 * len(cached_ms)))], 2),
+        "new_tokens": new_tokens,
+    }

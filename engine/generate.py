@@ -1,0 +1,229 @@
+"""Turning a request into commands: prefill the prompt once, then decode token by token from a KV cache.
+
+`beam_search` is the one decoding loop for suggestions and evaluation: it runs a batch of requests
+(left-padded, so one cache serves all) with `width` beams each, and yields the best-first candidates
+after every step, which is what the app streams. Width 1 is greedy decoding. `stream` samples one
+command (temperature / top-k / top-p) and yields its text as it grows.
+"""
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .model import GPT
+from .tokenizer import MAX_REQUEST_CHARS, Tokenizer, clean_text, normalize_request
+
+log = logging.getLogger("tinyllm.engine")
+
+
+@dataclass
+class Candidate:
+    command: str
+    score: float  # log-probability per token^alpha (length-normalised); higher is better
+
+    def to_dict(self) -> dict:
+        return {"command": self.command, "score": round(self.score, 4)}
+
+
+@dataclass
+class DecodeOptions:
+    max_new_tokens: int = 64
+    length_alpha: float = 0.7  # score = logprob / length**alpha; 0 = raw sum (favours short output)
+    no_repeat_ngram: int = 0  # block any token n-gram from appearing twice in a command (0 = off)
+
+
+class Engine:
+    def __init__(self, model: GPT, tokenizer: Tokenizer, name: str = "", options: DecodeOptions | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.options = options or DecodeOptions()
+        stop = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
+        stop[[tokenizer.eos_id, *tokenizer.newline_ids()]] = True
+        self.stop_mask = stop
+        # Never generate these: they are prompt structure, not command text.
+        self.banned_ids = [tokenizer.pad_id, tokenizer.bos_id, tokenizer.instruction_id, tokenizer.command_id, 1]
+
+    @classmethod
+    def from_checkpoint(cls, path, options: DecodeOptions | None = None) -> "Engine":
+        checkpoint = load_checkpoint(path)
+        return cls(checkpoint.model, checkpoint.tokenizer, name=str(path), options=options)
+
+    # -- prompts -------------------------------------------------------------------------------
+    def prompt_ids(self, request: str | bytes, max_new_tokens: int) -> list[int]:
+        """The prompt for a request, cut from the left when it would not leave room to answer."""
+        request = normalize_request(request)
+        if len(request) > MAX_REQUEST_CHARS:
+            request = request[-MAX_REQUEST_CHARS:]
+        ids = self.tokenizer.encode_prompt(request)
+        room = self.model.config.context - max_new_tokens
+        if len(ids) > room:
+            log.warning("request too long for the model's context: kept its last %d tokens", room - 3)
+            body = ids[2:-1][-(room - 3):]
+            ids = ids[:2] + body + ids[-1:]
+        return ids
+
+    def _new_token_budget(self, max_new_tokens: int | None) -> int:
+        limit = self.options.max_new_tokens if max_new_tokens is None else max_new_tokens
+        return max(1, min(limit, self.model.config.context // 2))
+
+    def _prefill(self, prompts: list[list[int]], rows_per_prompt: int, budget: int):
+        """Left-pad the prompts, run them through the model once, and return (last logits, cache)."""
+        length = max(len(p) for p in prompts)
+        batch = torch.full((len(prompts), length), self.tokenizer.pad_id, dtype=torch.long)
+        cache = self.model.new_kv_cache(len(prompts), length + budget)
+        for row, prompt in enumerate(prompts):
+            batch[row, length - len(prompt):] = torch.tensor(prompt)
+            cache.mark_padding(row, length - len(prompt))
+        logits = self.model(batch, kv_cache=cache, last_only=True)[:, -1]
+        if rows_per_prompt > 1:
+            rows = torch.arange(len(prompts)).repeat_interleave(rows_per_prompt)
+            cache.reorder(rows)
+            logits = logits.index_select(0, rows)
+        return logits.float(), cache
+
+    def _log_probs(self, logits: torch.Tensor, sequences: list[list[int]]) -> torch.Tensor:
+        logp = torch.log_softmax(logits, dim=-1)
+        logp[:, self.banned_ids] = -math.inf
+        n = self.options.no_repeat_ngram
+        if n > 0:
+            for row, seq in enumerate(sequences):
+                if len(seq) < n - 1:
+                    continue
+                prefix = tuple(seq[len(seq) - n + 1:]) if n > 1 else ()
+                for i in range(len(seq) - n + 1):
+                    if tuple(seq[i:i + n - 1]) == prefix:
+                        logp[row, seq[i + n - 1]] = -math.inf
+        return logp
+
+    def _normalise(self, logprob: float, length: int) -> float:
+        return logprob / max(1, length) ** self.options.length_alpha
+
+    # -- beam search -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def beam_search(self, requests: list[str], width: int = 3, n: int | None = None,
+                    max_new_tokens: int | None = None) -> Iterator[list[list[Candidate]]]:
+        """Yield, after each decoding step, up to `n` distinct best-first candidates per request."""
+        n = n or width
+        budget = self._new_token_budget(max_new_tokens)
+        prompts = [self.prompt_ids(r, budget) for r in requests]
+        R, W = len(prompts), width
+        logits, cache = self._prefill(prompts, W, budget)
+        beams = [[[] for _ in range(W)] for _ in range(R)]
+        scores = torch.full((R, W), -math.inf)
+        scores[:, 0] = 0.0  # all beams start identical: expand only the first
+        finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(R)]
+        done = [False] * R
+        for step in range(budget):
+            flat = [seq for request_beams in beams for seq in request_beams]
+            logp = self._log_probs(logits, flat).view(R, W, -1)
+            total = (scores[:, :, None] + logp).view(R, -1)
+            top_scores, top_ids = total.topk(2 * W, dim=-1)
+            V = logp.size(-1)
+            next_rows, next_tokens, new_beams = [], [], []
+            new_scores = torch.full((R, W), -math.inf)
+            for r in range(R):
+                kept = []
+                for score, flat_id in zip(top_scores[r].tolist(), top_ids[r].tolist()):
+                    if done[r] or score == -math.inf or len(kept) == W:
+                        break
+                    beam, token = divmod(flat_id, V)
+                    seq = beams[r][beam]
+                    if self.stop_mask[token] or step == budget - 1:
+                        ended = seq if self.stop_mask[token] else seq + [token]
+                        finished[r].append((self._normalise(score, len(ended) + 1), ended))
+                    else:
+                        kept.append((score, beam, seq + [token], token))
+                if len(finished[r]) >= W:
+                    done[r] = True
+                row_beams = []
+                for slot in range(W):
+                    if slot < len(kept) and not done[r]:
+                        score, beam, seq, token = kept[slot]
+                        new_scores[r, slot] = score
+                    else:
+                        beam, seq, token = 0, beams[r][0], self.tokenizer.eos_id
+                    next_rows.append(r * W + beam)
+                    next_tokens.append(token)
+                    row_beams.append(seq)
+                new_beams.append(row_beams)
+            beams, scores = new_beams, new_scores
+            yield [self._candidates(finished[r], beams[r], scores[r], n) for r in range(R)]
+            if all(done) or step == budget - 1:
+                return
+            cache.reorder(torch.tensor(next_rows))
+            logits = self.model(torch.tensor(next_tokens)[:, None], kv_cache=cache, last_only=True)[:, -1].float()
+
+    def _candidates(self, finished, alive, alive_scores, n) -> list[Candidate]:
+        """Finished hypotheses first, then the alive ones (so a stream shows growing commands)."""
+        pool = sorted(finished, key=lambda item: -item[0])
+        pool += [(self._normalise(s, len(seq) + 1), seq)
+                 for s, seq in zip(alive_scores.tolist(), alive) if s > -math.inf and seq]
+        out, seen = [], set()
+        for score, seq in pool:
+            command = clean_text(self.tokenizer.decode(seq))
+            if command and command not in seen:
+                seen.add(command)
+                out.append(Candidate(command, score))
+            if len(out) == n:
+                break
+        return out
+
+    def suggest(self, request: str, n: int = 3, max_new_tokens: int | None = None) -> list[Candidate]:
+        return self.suggest_batch([request], n=n, max_new_tokens=max_new_tokens)[0]
+
+    def suggest_batch(self, requests: list[str], n: int = 1, width: int | None = None,
+                      max_new_tokens: int | None = None) -> list[list[Candidate]]:
+        result = []
+        for result in self.beam_search(requests, width=max(n, width or n), n=n, max_new_tokens=max_new_tokens):
+            pass
+        return result
+
+    # -- sampling --------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def stream(self, request: str, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+               max_new_tokens: int | None = None, seed: int | None = None) -> Iterator[str]:
+        """Yield the command's text piece by piece. temperature 0 is greedy."""
+        budget = self._new_token_budget(max_new_tokens)
+        logits, cache = self._prefill([self.prompt_ids(request, budget)], 1, budget)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        ids, text = [], ""
+        for _ in range(budget):
+            logp = self._log_probs(logits, [ids])[0]
+            token = sample(logp, temperature, top_k, top_p, generator)
+            if self.stop_mask[token]:
+                return
+            ids.append(token)
+            new_text = self.tokenizer.decode(ids)
+            if new_text != text:
+                yield new_text[len(text):] if new_text.startswith(text) else new_text
+                text = new_text
+            logits = self.model(torch.tensor([[token]]), kv_cache=cache, last_only=True)[:, -1].float()
+
+    def complete(self, request: str, **sampling) -> str:
+        return clean_text("".join(self.stream(request, **sampling)))
+
+
+def sample(logp: torch.Tensor, temperature: float, top_k: int, top_p: float, generator=None) -> int:
+    if temperature <= 0:
+        return int(logp.argmax())
+    logits = logp / temperature
+    if top_k > 0:
+        kth = logits.topk(min(top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > top_p
+        logits[order[drop]] = -math.inf
+    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+
+
+def timed_suggest(engine: Engine, request: str, n: int) -> tuple[list[Candidate], float]:
+    start = time.perf_counter()
+    candidates = engine.suggest(request, n=n)
+    return candidates, (time.perf_counter() - start) * 1000

@@ -1,0 +1,57 @@
+"""Where tinyllm keeps things on the user's machine.
+
+platformdirs picks the per-OS locations; TINYLLM_HOME puts everything under one directory
+(tests use it to stay isolated). Every directory is created private (0700) on first use.
+"""
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "tinyllm"
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def home() -> Path | None:
+    value = os.environ.get("TINYLLM_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def data_dir() -> Path:
+    root = home()
+    return _private_dir(root / "data" if root else Path(platformdirs.user_data_dir(APP)))
+
+
+def models_dir() -> Path:
+    return _private_dir(data_dir() / "models")
+
+
+def runs_dir() -> Path:
+    """Training jobs: one folder per run with its metrics, log and checkpoints."""
+    return _private_dir(data_dir() / "runs")
+
+
+def log_dir() -> Path:
+    root = home()
+    return _private_dir(root / "logs" if root else Path(platformdirs.user_log_dir(APP)))
+
+
+def runtime_dir() -> Path:
+    root = home()
+    if root:
+        return _private_dir(root / "run")
+    base = platformdirs.user_runtime_dir(APP)
+    return _private_dir(Path(base))
+
+
+def socket_path() -> Path:
+    return runtime_dir() / "daemon.sock"
+
+
+def feedback_db_path() -> Path:
+    return data_dir() / "feedback.db"

@@ -1,0 +1,110 @@
+"""Numbered model versions under the data dir, and an `active` pointer switched atomically.
+
+    models/
+      v0001.tlm  v0002.tlm ...   one checkpoint file each (engine/checkpoint.py)
+      active                    text file: the active version number
+
+With no active version, the bundled default model shipped in the package answers.
+"""
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .atomic import atomic_path, write_text_atomic
+from .checkpoint import read_meta
+from .errors import EngineError
+
+BUNDLED_MODEL = Path(__file__).parent / "bundled" / "default.tlm"
+
+
+@dataclass
+class VersionInfo:
+    version: int
+    path: Path
+    meta: dict
+    active: bool
+
+
+class ModelStore:
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root else paths.models_dir()
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def path(self, version: int) -> Path:
+        return self.root / f"v{version:04d}.tlm"
+
+    def versions(self) -> list[int]:
+        found = []
+        for entry in self.root.glob("v*.tlm"):
+            try:
+                found.append(int(entry.stem[1:]))
+            except ValueError:
+                continue
+        return sorted(found)
+
+    def active_version(self) -> int | None:
+        pointer = self.root / "active"
+        try:
+            version = int(pointer.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return version if self.path(version).is_file() else None
+
+    def active_path(self) -> Path:
+        version = self.active_version()
+        if version is not None:
+            return self.path(version)
+        if BUNDLED_MODEL.is_file():
+            return BUNDLED_MODEL
+        raise EngineError("no model yet: train one (tinyllm train ...) or add one (tinyllm models add FILE)")
+
+    def list(self) -> list[VersionInfo]:
+        active = self.active_version()
+        infos = []
+        for version in self.versions():
+            try:
+                meta = read_meta(self.path(version))
+            except EngineError as e:
+                meta = {"error": str(e)}
+            infos.append(VersionInfo(version, self.path(version), meta, version == active))
+        return infos
+
+    def add(self, checkpoint_path, activate: bool = False) -> int:
+        """Copy a checkpoint in as the next version. The file is checked before it is taken."""
+        read_meta(checkpoint_path)
+        # O_EXCL on the target picks a unique number even when two processes add at once.
+        version = (self.versions() or [0])[-1] + 1
+        while True:
+            target = self.path(version)
+            try:
+                fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                break
+            except FileExistsError:
+                version += 1
+        os.close(fd)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(checkpoint_path, tmp)
+        if activate:
+            self.activate(version)
+        return version
+
+    def activate(self, version: int) -> None:
+        if not self.path(version).is_file():
+            raise EngineError(f"no model version {version} (see: tinyllm models list)")
+        read_meta(self.path(version))  # never point at a broken file
+        write_text_atomic(self.root / "active", f"{version}\n")
+
+    def remove(self, version: int) -> None:
+        if version == self.active_version():
+            raise EngineError(f"version {version} is active; activate another one first")
+        if not self.path(version).is_file():
+            raise EngineError(f"no model version {version}")
+        self.path(version).unlink()
+
+    def previous_version(self) -> int | None:
+        """The version before the active one: what `rollback` goes to."""
+        active = self.active_version()
+        older = [v for v in self.versions() if active is None or v < active]
+        return older[-1] if older else None

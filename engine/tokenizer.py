@@ -1,0 +1,91 @@
+"""The SentencePiece tokenizer and the one prompt format every part of tinyllm uses.
+
+    <bos><instruction> {request} <command> {command}<eos>
+
+The special tokens are single ids (fixed below); byte fallback makes any text encodable.
+"""
+import re
+import unicodedata
+
+import sentencepiece as spm
+
+from .errors import EngineError
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+INSTRUCTION, COMMAND = "<instruction>", "<command>"
+SPECIAL_IDS = {PAD: 0, UNK: 1, BOS: 2, EOS: 3, INSTRUCTION: 4, COMMAND: 5}
+IGNORE_INDEX = -100
+# Requests longer than this many characters are cut before tokenizing; the context cuts further.
+MAX_REQUEST_CHARS = 4096
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str | bytes) -> str:
+    """Decode bytes leniently, drop control characters, collapse whitespace to single spaces."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub(" ", text.replace("\ufffd", " "))
+    return _SPACE.sub(" ", text).strip()
+
+
+def normalize_request(text: str | bytes) -> str:
+    request = clean_text(text)
+    if not request:
+        raise EngineError("empty request: describe what the command should do")
+    return request
+
+
+class Tokenizer:
+    def __init__(self, processor: spm.SentencePieceProcessor, model_proto: bytes):
+        self.sp = processor
+        self.model_proto = model_proto
+        for piece, expected in SPECIAL_IDS.items():
+            if self.sp.piece_to_id(piece) != expected:
+                raise EngineError(f"tokenizer does not map {piece} to id {expected}; retrain it with tinyllm")
+        self.pad_id, self.bos_id, self.eos_id = 0, 2, 3
+        self.instruction_id, self.command_id = 4, 5
+        self.vocab_size = self.sp.get_piece_size()
+
+    @classmethod
+    def from_bytes(cls, model_proto: bytes) -> "Tokenizer":
+        processor = spm.SentencePieceProcessor()
+        try:
+            processor.LoadFromSerializedProto(model_proto)
+        except Exception as e:  # sentencepiece raises bare RuntimeError/OSError
+            raise EngineError(f"not a SentencePiece model ({e.__class__.__name__})") from None
+        return cls(processor, bytes(model_proto))
+
+    @classmethod
+    def from_file(cls, path) -> "Tokenizer":
+        with open(path, "rb") as f:
+            return cls.from_bytes(f.read())
+
+    def encode(self, text: str) -> list[int]:
+        return self.sp.encode(text)
+
+    def decode(self, ids) -> str:
+        return self.sp.decode([int(i) for i in ids if int(i) >= len(SPECIAL_IDS)])
+
+    def piece(self, token_id: int) -> str:
+        return self.sp.id_to_piece(int(token_id))
+
+    def encode_prompt(self, request: str) -> list[int]:
+        return [self.bos_id, self.instruction_id, *self.encode(request), self.command_id]
+
+    def encode_pair(self, request: str, command: str) -> tuple[list[int], list[int]]:
+        """Token ids of a whole example and its labels: loss only on the command and <eos>."""
+        prompt = self.encode_prompt(request)
+        answer = [*self.encode(command), self.eos_id]
+        return prompt + answer, [IGNORE_INDEX] * len(prompt) + answer
+
+    def newline_ids(self) -> list[int]:
+        """Ids whose text holds a line break: generation stops on them (a command is one line)."""
+        ids = []
+        for i in range(self.vocab_size):
+            piece = self.sp.id_to_piece(i)
+            if "\n" in piece or piece == "<0x0A>" or piece == "<0x0D>":
+                ids.append(i)
+        return ids

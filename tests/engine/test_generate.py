@@ -1,0 +1,67 @@
+import logging
+
+import pytest
+
+from engine.errors import EngineError
+from engine.generate import DecodeOptions, Engine
+from tests.conftest import PAIRS
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model, tiny_tokenizer):
+    return Engine(tiny_model, tiny_tokenizer)
+
+
+def test_greedy_reproduces_memorised_commands(engine):
+    for request, command in PAIRS[:5]:
+        assert engine.suggest(request, n=1)[0].command == command
+
+
+def test_beam_returns_distinct_sorted_candidates(engine):
+    candidates = engine.suggest("list files", n=4)
+    assert len(candidates) >= 2
+    commands = [c.command for c in candidates]
+    assert len(set(commands)) == len(commands)
+    scores = [c.score for c in candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert candidates[0].command == "ls -la"
+
+
+def test_batched_suggestions_match_single_ones(engine):
+    requests = [r for r, _ in PAIRS]
+    batched = engine.suggest_batch(requests, n=1)
+    assert [b[0].command for b in batched] == [engine.suggest(r, n=1)[0].command for r in requests]
+
+
+def test_beam_search_streams_growing_candidates(engine):
+    snapshots = list(engine.beam_search(["show disk usage"], width=2))
+    assert len(snapshots) > 1
+    assert snapshots[-1][0][0].command == "df -h"
+
+
+def test_stream_yields_the_greedy_command(engine):
+    assert "".join(engine.stream("find python files")) == "find . -name '*.py'"
+    sampled = engine.complete("find python files", temperature=1.0, top_k=5, top_p=0.9, seed=1)
+    assert sampled and "\n" not in sampled
+
+
+def test_max_new_tokens_caps_output(engine):
+    out = engine.suggest("compress the folder docs", n=1, max_new_tokens=2)[0].command
+    assert len(engine.tokenizer.encode(out)) <= 2
+
+
+def test_bad_requests(engine, caplog):
+    with pytest.raises(EngineError):
+        engine.suggest("   \n\t", n=1)
+    with caplog.at_level(logging.WARNING):
+        long = engine.suggest("list files " * 500, n=1)
+    assert long and "too long" in caplog.text
+    assert engine.suggest("\x00\x1b list \xff files", n=1)
+    assert engine.suggest(b"list \xff\xfe files", n=1)
+
+
+def test_no_repeat_ngram_blocks_repeats(tiny_model, tiny_tokenizer):
+    blocked = Engine(tiny_model, tiny_tokenizer, options=DecodeOptions(no_repeat_ngram=1))
+    for candidate in blocked.suggest("list files", n=3):
+        ids = tiny_tokenizer.encode(candidate.command)
+        assert len(ids) == len(set(ids))

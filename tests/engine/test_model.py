@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from engine.errors import EngineError
+from engine.model import GPT, PRESETS, preset
+
+
+def test_presets_have_the_documented_sizes():
+    sizes = {name: GPT(config).num_params() for name, config in PRESETS.items() if name != "ref67m"}
+    assert 0.8e6 < sizes["nano"] < 1.2e6
+    assert 8e6 < sizes["tiny"] < 12e6
+    assert 25e6 < sizes["small"] < 35e6
+    ref = PRESETS["ref67m"]
+    assert (ref.n_layer, ref.d_model, ref.n_head, ref.d_ff, ref.vocab_size, ref.context) == (12, 512, 8, 2048, 32000, 512)
+    with torch.device("meta"):
+        assert round(GPT(ref).num_params() / 1e6, 1) == 66.7
+
+
+def test_cached_logits_equal_full_forward():
+    torch.manual_seed(0)
+    model = GPT(preset("nano", vocab_size=300)).eval()
+    idx = torch.randint(0, 300, (2, 20))
+    full = model(idx)
+    cache = model.new_kv_cache(2, 32)
+    pieces = [model(idx[:, :7], kv_cache=cache)]
+    pieces += [model(idx[:, i:i + 1], kv_cache=cache) for i in range(7, 20)]
+    assert torch.allclose(torch.cat(pieces, 1), full, atol=1e-4)
+
+
+def test_left_padding_does_not_change_logits():
+    torch.manual_seed(0)
+    model = GPT(preset("nano", vocab_size=300)).eval()
+    idx = torch.randint(6, 300, (1, 9))
+    alone = model(idx)[0, -1]
+    padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), idx], 1)
+    cache = model.new_kv_cache(1, 16)
+    cache.mark_padding(0, 4)
+    assert torch.allclose(model(padded, kv_cache=cache)[0, -1], alone, atol=1e-4)
+
+
+def test_loss_ignores_masked_targets():
+    torch.manual_seed(0)
+    model = GPT(preset("nano", vocab_size=300))
+    idx = torch.randint(0, 300, (1, 10))
+    targets = torch.full((1, 10), -100)
+    targets[0, 5:] = idx[0, 5:]
+    other = targets.clone()
+    # Changing what an ignored position "should" be changes nothing.
+    assert torch.equal(model(idx, targets), model(idx, other))
+    assert model(idx, targets).ndim == 0
+
+
+def test_sequence_longer_than_context_is_a_clear_error():
+    model = GPT(preset("nano", vocab_size=300, context=16))
+    with pytest.raises(EngineError, match="context"):
+        model(torch.zeros(1, 17, dtype=torch.long))

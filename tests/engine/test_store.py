@@ -1,0 +1,48 @@
+import pytest
+
+from engine.errors import EngineError
+from engine.store import BUNDLED_MODEL, ModelStore
+
+
+def test_versions_activate_and_roll_back(tiny_checkpoint):
+    store = ModelStore()
+    assert store.list() == [] and store.active_version() is None
+    first = store.add(tiny_checkpoint, activate=True)
+    second = store.add(tiny_checkpoint)
+    assert (first, second) == (1, 2)
+    assert store.active_version() == 1  # adding does not switch
+    store.activate(2)
+    assert store.active_path() == store.path(2)
+    assert [v.active for v in store.list()] == [False, True]
+    assert store.previous_version() == 1
+    store.activate(store.previous_version())
+    assert store.active_version() == 1
+
+
+def test_refuses_broken_files_and_bad_versions(tiny_checkpoint, tmp_path):
+    store = ModelStore()
+    junk = tmp_path / "junk.tlm"
+    junk.write_bytes(b"junk")
+    with pytest.raises(EngineError, match="junk.tlm"):
+        store.add(junk)
+    assert store.versions() == []
+    version = store.add(tiny_checkpoint, activate=True)
+    with pytest.raises(EngineError, match="no model version 9"):
+        store.activate(9)
+    with pytest.raises(EngineError, match="active"):
+        store.remove(version)
+    assert store.active_version() == version
+
+
+def test_active_path_falls_back_to_the_bundled_model():
+    store = ModelStore()
+    if BUNDLED_MODEL.is_file():
+        assert store.active_path() == BUNDLED_MODEL
+    else:
+        with pytest.raises(EngineError, match="no model yet"):
+            store.active_path()
+
+
+def test_store_lives_under_tinyllm_home(tinyllm_home):
+    assert ModelStore().root.is_relative_to(tinyllm_home)
+    assert oct(ModelStore().root.stat().st_mode & 0o777) == "0o700"

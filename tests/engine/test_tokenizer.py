@@ -1,0 +1,40 @@
+import pytest
+
+from engine.errors import EngineError
+from engine.tokenizer import IGNORE_INDEX, SPECIAL_IDS, Tokenizer, normalize_request
+
+
+def test_special_tokens_are_single_ids(tiny_tokenizer):
+    for piece, expected in SPECIAL_IDS.items():
+        assert tiny_tokenizer.sp.piece_to_id(piece) == expected
+    assert 4 in tiny_tokenizer.encode("<instruction>") and 5 in tiny_tokenizer.encode("x <command> y")
+
+
+def test_round_trip_including_unseen_characters(tiny_tokenizer):
+    for text in ["ls -la", "find . -name '*.py' | xargs wc -l", "echo 'ü€ 日本' > ✓.txt"]:
+        assert tiny_tokenizer.decode(tiny_tokenizer.encode(text)) == text
+
+
+def test_prompt_format(tiny_tokenizer):
+    ids = tiny_tokenizer.encode_prompt("list files")
+    assert ids[:2] == [2, 4] and ids[-1] == 5
+    pair, labels = tiny_tokenizer.encode_pair("list files", "ls -la")
+    assert pair[: len(ids)] == ids and pair[-1] == 3
+    assert labels[: len(ids)] == [IGNORE_INDEX] * len(ids)
+    assert labels[len(ids):] == pair[len(ids):]
+
+
+def test_foreign_bytes_are_a_clear_error():
+    with pytest.raises(EngineError, match="SentencePiece"):
+        Tokenizer.from_bytes(b"\x00garbage")
+
+
+@pytest.mark.parametrize("junk", ["", "   ", "\x00\x01\t\n", b"\xff\xfe"])
+def test_empty_requests_are_refused(junk):
+    with pytest.raises(EngineError, match="empty request"):
+        normalize_request(junk)
+
+
+def test_control_characters_and_bad_utf8_are_cleaned():
+    assert normalize_request("list\x1b[31m   files\n") == "list [31m files"
+    assert normalize_request(b"list \xff files") == "list files"

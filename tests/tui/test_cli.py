@@ -1,0 +1,38 @@
+"""The `tinyllm` CLI end to end, in a subprocess as a user runs it."""
+import json
+import os
+import subprocess
+import sys
+
+
+def tinyllm(*args, home, stdin=None):
+    env = {**os.environ, "TINYLLM_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "tinyllm_tui.cli", *args], capture_output=True, text=True,
+                          env=env, input=stdin, timeout=120)
+
+
+def test_suggest_json(tiny_checkpoint, tinyllm_home):
+    result = tinyllm("suggest", "show disk usage", "-n", "2", "--model", str(tiny_checkpoint), "--json", home=tinyllm_home)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["candidates"][0]["command"] == "df -h"
+    assert set(out) == {"candidates", "latency_ms", "model"} and out["latency_ms"] > 0
+
+
+def test_suggest_uses_the_active_model(tiny_checkpoint, tinyllm_home):
+    assert tinyllm("models", "add", str(tiny_checkpoint), "--activate", home=tinyllm_home).stdout.strip() == "1"
+    result = tinyllm("suggest", "list files", "-n", "1", home=tinyllm_home)
+    assert result.stdout.strip() == "ls -la"
+    listing = json.loads(tinyllm("models", "list", "--json", home=tinyllm_home).stdout)
+    assert listing[0]["version"] == 1 and listing[0]["active"]
+
+
+def test_user_mistakes_are_one_line_errors(tiny_checkpoint, tinyllm_home, tmp_path):
+    empty = tinyllm("suggest", "  ", "--model", str(tiny_checkpoint), home=tinyllm_home)
+    assert empty.returncode == 2 and empty.stderr.strip() == "tinyllm: empty request: describe what the command should do"
+    bad = tmp_path / "bad.tlm"
+    bad.write_bytes(b"nope")
+    corrupt = tinyllm("suggest", "list files", "--model", str(bad), home=tinyllm_home)
+    assert corrupt.returncode == 2 and str(bad) in corrupt.stderr and "Traceback" not in corrupt.stderr
+    rollback = tinyllm("models", "rollback", home=tinyllm_home)
+    assert rollback.returncode == 2 and "Traceback" not in rollback.stderr

@@ -1,0 +1,1 @@
+"""The `tinyllm` command line and the Textual app."""

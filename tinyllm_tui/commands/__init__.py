@@ -1,0 +1,7 @@
+"""One module per command group; each exposes `register(subparsers)`. Order is the order in --help."""
+COMMANDS = [
+    "suggest",
+    "models",
+    "bench",
+    "feedback",
+]

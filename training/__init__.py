@@ -1,0 +1,1 @@
+"""The making side of tinyllm: data sources, tokenizer training, shards, trainer, evaluation."""
