@@ -36,6 +36,7 @@ class ModelConfig:
 # Named sizes. `ref67m` is the published TinyLLM CLI model's shape (66.7M parameters).
 PRESETS = {
     "nano": ModelConfig(vocab_size=4096, n_layer=2, n_head=4, d_model=128, d_ff=352, context=256),
+    "mini": ModelConfig(vocab_size=8192, n_layer=4, n_head=4, d_model=256, d_ff=704, context=256),
     "tiny": ModelConfig(vocab_size=8192, n_layer=6, n_head=5, d_model=320, d_ff=864, context=256),
     "small": ModelConfig(vocab_size=8192, n_layer=8, n_head=8, d_model=512, d_ff=1376, context=256),
     "ref67m": ModelConfig(vocab_size=32000, n_layer=12, n_head=8, d_model=512, d_ff=2048, context=512),
@@ -219,9 +220,12 @@ class GPT(nn.Module):
         if kv_cache is not None:
             kv_cache.pos += T
         x = self.norm(x)
-        if last_only:
-            x = x[:, -1:]
-        logits = F.linear(x, self.embed.weight)  # tied output head
         if targets is None:
-            return logits
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=IGNORE_INDEX)
+            return F.linear(x[:, -1:] if last_only else x, self.embed.weight)  # tied output head
+        # Only positions with a target need the (vocab-sized) output head: in fine-tuning that is
+        # the command alone, which saves most of the head's compute.
+        scored = targets != IGNORE_INDEX
+        if not scored.any():
+            return x.sum() * 0.0
+        logits = F.linear(x[scored], self.embed.weight)
+        return F.cross_entropy(logits.float(), targets[scored])

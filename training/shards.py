@@ -97,7 +97,8 @@ class ShardReader:
     and `load_state` resumes exactly where a run stopped.
     """
 
-    def __init__(self, shards: str | Path | Sequence[Path], batch_size: int, seq_len: int, seed: int = 0):
+    def __init__(self, shards: str | Path | Sequence[Path], batch_size: int, seq_len: int, seed: int = 0,
+                 shuffle: bool = False):
         paths = shard_paths(shards) if isinstance(shards, (str, Path)) else [Path(p) for p in shards]
         try:
             self.shards = [np.load(p, mmap_mode="r") for p in paths]
@@ -110,6 +111,7 @@ class ShardReader:
         if self.total < seq_len + 1:
             raise TrainingError(f"token shards hold {self.total} tokens, fewer than one window of {seq_len + 1}")
         self.batch_size, self.seq_len, self.seed = batch_size, seq_len, seed
+        self.shuffle = shuffle  # next_batch draws random windows (training) instead of walking in order
         self.step = 0  # random batches drawn
         self.position = 0  # next token of the sequential walk
 
@@ -135,7 +137,10 @@ class ShardReader:
         return self._batch(rng.integers(0, self.total - self.seq_len, size=self.batch_size))
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """The next windows of the stream in order (for evaluation, or one epoch); wraps at the end."""
+        """The next windows of the stream in order (for evaluation, or one epoch); wraps at the end.
+        With `shuffle`, a random batch instead."""
+        if self.shuffle:
+            return self.random_batch()
         starts = []
         for _ in range(self.batch_size):
             if self.position + self.seq_len + 1 > self.total:

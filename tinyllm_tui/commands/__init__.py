@@ -4,4 +4,10 @@ COMMANDS = [
     "models",
     "bench",
     "feedback",
+    "update",
+    "eval",
+    "train",
+    "serve",
+    "shell_init",
+    "ask",
 ]

@@ -12,6 +12,17 @@ def register(subparsers) -> None:
     decode.add_argument("--runs", type=int, default=20)
     decode.add_argument("--json", action="store_true")
     decode.set_defaults(func=run_decode)
+    train = sub.add_parser("train", help="training tokens/s and MFU against an fp32 eager baseline")
+    train.add_argument("--preset", default="tiny")
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--steps", type=int, default=5)
+    train.add_argument("--compile", action="store_true", help="also torch.compile the measured step")
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(func=run_train)
+    shell = sub.add_parser("shell", help="keypress-to-inserted-command latency of the bash key binding (warm daemon)")
+    shell.add_argument("-n", type=int, default=30, help="timed keypresses (default 30)")
+    shell.add_argument("--json", action="store_true")
+    shell.set_defaults(func=run_shell)
 
 
 def run_decode(args) -> int:
@@ -36,4 +47,46 @@ def run_decode(args) -> int:
         print(f"params {result['params'] / 1e6:.1f}M  cached {result['cached_tok_s']} tok/s  "
               f"uncached {result['uncached_tok_s']} tok/s  speedup {result['speedup']}x  "
               f"suggestion p50 {result['p50_ms']} ms  p95 {result['p95_ms']} ms ({result['new_tokens']} tokens)")
+    return 0
+
+
+def run_shell(args) -> int:
+    """Start (or reuse) the daemon on the active model, then time the binding's curl path."""
+    import subprocess
+
+    from engine.errors import EngineError
+    from engine.paths import socket_path
+    from shell import init_script
+    from shell.bench import bench_shell
+
+    from .shell_init import cli_command
+
+    if args.n < 1:
+        raise EngineError("-n must be at least 1")
+    socket = str(socket_path())
+    started = subprocess.run([*cli_command(), "serve", "--detach", "--socket", socket], capture_output=True, text=True)
+    if started.returncode != 0:
+        raise EngineError(started.stderr.strip().removeprefix("tinyllm: ") or "the daemon did not start")
+    try:
+        result = bench_shell(init_script("bash", cli_command(), socket), args.n)
+    except RuntimeError as e:
+        raise EngineError(str(e)) from e
+    if args.json:
+        print_json(result)
+    else:
+        print(f"keypress to inserted command over {result['n']} requests: "
+              f"p50 {result['p50_ms']} ms  p95 {result['p95_ms']} ms")
+    return 0
+
+
+def run_train(args) -> int:
+    from training.benchmark import bench_train
+
+    setup_torch()
+    result = bench_train(args.preset, batch_size=args.batch_size, steps=args.steps, compile=args.compile)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"params {result['params'] / 1e6:.1f}M  {result['tok_s']} tok/s  fp32 eager {result['fp32_eager_tok_s']} tok/s  "
+              f"speedup {result['speedup']}x  MFU {result['mfu']:.1%} of {result['peak_tflops']} TFLOP/s bf16")
     return 0

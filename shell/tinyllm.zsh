@@ -1,0 +1,154 @@
+# tinyllm key binding for zsh. In ~/.zshrc:   eval "$(tinyllm shell-init zsh)"
+#
+# Type what you want in plain English and press Ctrl-G: the line becomes a command, cursor at the end.
+# Nothing runs until you press Enter. Press the key again at once for the next candidate.
+# Settings, read when this is evaluated:
+#   TINYLLM_KEY=KEYS      the key in bindkey notation: '^G' (default), '^X^T', '\eg'
+#   TINYLLM_NOBIND=1      define everything but bind no key
+# and at each keypress:
+#   TINYLLM_TIMEOUT=SECS  how long to wait for an answer (default 15)
+#   TINYLLM_NOFEEDBACK=1  never report what you ran
+# After a suggestion, the one command you run next goes to the local daemon only (the feedback queue,
+# reviewed with `tinyllm feedback`): unchanged as an acceptance, edited as a correction. Nothing else
+# from your history is read or sent. Loading this twice does no harm.
+
+_tinyllm_cli() { __TINYLLM_COMMAND__ "$@" }
+typeset -g _tinyllm_socket=__TINYLLM_SOCKET__
+typeset -g _tinyllm_request= _tinyllm_inserted=
+typeset -gi _tinyllm_index=0
+typeset -ga _tinyllm_candidates _tinyllm_reply
+
+# Candidates for the request $1 into _tinyllm_reply; on failure a one-line message in REPLY.
+# A missing daemon is started once (it returns when the model is loaded; two shells get one daemon).
+_tinyllm_fetch() {
+  emulate -L zsh
+  local out err code timeout=${TINYLLM_TIMEOUT:-15}
+  local -i rc attempt
+  local -a lines
+  _tinyllm_reply=()
+  REPLY=
+  if (( ! $+commands[curl] )); then
+    REPLY="tinyllm: the key binding needs curl"
+    return 1
+  fi
+  for attempt in 1 2; do
+    out=$(command curl -s --max-time $timeout --unix-socket $_tinyllm_socket -w '\n%{http_code}' \
+      --data-urlencode "prompt=$1" --data n=5 'http://localhost/v1/suggest?format=lines' 2>/dev/null)
+    rc=$?
+    (( rc == 7 && attempt == 1 )) || break
+    zle -R "tinyllm: starting the daemon..."
+    if ! err=$(_tinyllm_cli serve --detach --socket $_tinyllm_socket 2>&1 >/dev/null); then
+      lines=(${(f)err})  # (a one-element split is a scalar, so index an array, not the expansion)
+      REPLY=$lines[-1]
+      : ${REPLY:=tinyllm: the daemon did not start}
+      return 1
+    fi
+  done
+  case $rc in
+    0) ;;
+    28) REPLY="tinyllm: no answer within ${timeout}s"; return 1 ;;
+    7) REPLY="tinyllm: no daemon answers at $_tinyllm_socket"; return 1 ;;
+    *) REPLY="tinyllm: the request failed (curl exit $rc)"; return 1 ;;
+  esac
+  code=${out##*$'\n'}
+  out=${out%$'\n'*}
+  if [[ $code != 200 ]]; then
+    lines=(${(f)out})
+    REPLY=$lines[1]
+    : ${REPLY:=tinyllm: the daemon answered HTTP $code}
+    return 1
+  fi
+  _tinyllm_reply=(${(f)out})  # unquoted: empty lines dropped
+  if (( $#_tinyllm_reply == 0 )); then
+    REPLY="tinyllm: no suggestion for that"
+    return 1
+  fi
+}
+
+_tinyllm_insert() {
+  _tinyllm_inserted=$_tinyllm_candidates[_tinyllm_index]
+  BUFFER=$_tinyllm_inserted
+  CURSOR=$#BUFFER
+}
+
+_tinyllm_widget() {
+  emulate -L zsh
+  if [[ -n $_tinyllm_inserted && $BUFFER == "$_tinyllm_inserted" ]]; then
+    if (( $#_tinyllm_candidates > 1 )); then
+      (( _tinyllm_index = _tinyllm_index % $#_tinyllm_candidates + 1 ))
+      _tinyllm_insert
+    else
+      zle -M "tinyllm: no other suggestion"
+    fi
+    return 0
+  fi
+  if [[ -z ${BUFFER//[[:space:]]/} ]]; then
+    zle -M "tinyllm: type what you want to do, then press the key"
+    return 0
+  fi
+  local request=$BUFFER
+  zle -R "tinyllm: thinking..."
+  if ! _tinyllm_fetch $request; then
+    zle -M $REPLY
+    return 0
+  fi
+  _tinyllm_request=$request
+  _tinyllm_candidates=("${_tinyllm_reply[@]}")
+  _tinyllm_index=1
+  _tinyllm_insert
+}
+
+_tinyllm_forget() {
+  _tinyllm_request=
+  _tinyllm_inserted=
+  _tinyllm_candidates=()
+}
+
+# Post what was run after a suggestion, in the background: request $1, suggested $2, ran $3.
+_tinyllm_report() {
+  emulate -L zsh
+  setopt extended_glob
+  local ran=${${3##[[:space:]]#}%%[[:space:]]#}
+  [[ -n $ran && -z $TINYLLM_NOFEEDBACK ]] || return 0
+  local -a fields
+  if [[ $ran == "$2" ]]; then
+    fields=(--data-urlencode "command=$ran")
+  else
+    fields=(--data-urlencode "suggested=$2" --data-urlencode "corrected=$ran")
+  fi
+  (command curl -s --max-time 5 --unix-socket $_tinyllm_socket --data-urlencode "request=$1" \
+    $fields --data source=shell http://localhost/v1/feedback >/dev/null 2>&1 &)
+}
+
+# The line run after a suggestion ($1: as typed, $3: in full).
+_tinyllm_preexec() {
+  emulate -L zsh
+  [[ -n $_tinyllm_inserted ]] || return 0
+  local request=$_tinyllm_request suggested=$_tinyllm_inserted
+  _tinyllm_forget
+  _tinyllm_report $request $suggested "${1:-$3}"
+  return 0
+}
+
+# Each new line starts clean: a suggestion on a line abandoned with Ctrl-C must not claim the next command.
+_tinyllm_line_init() { _tinyllm_forget }
+
+_tinyllm_setup() {
+  emulate -L zsh
+  [[ -o interactive ]] || return 0
+  autoload -Uz add-zsh-hook is-at-least
+  add-zsh-hook preexec _tinyllm_preexec
+  zle -N _tinyllm_widget
+  if is-at-least 5.3; then
+    autoload -Uz add-zle-hook-widget
+    zle -N _tinyllm_line_init
+    add-zle-hook-widget line-init _tinyllm_line_init
+  fi
+  [[ -z $TINYLLM_NOBIND ]] || return 0
+  local key=${TINYLLM_KEY:-'^G'} map
+  for map in emacs viins; do
+    bindkey -M $map $key _tinyllm_widget
+  done
+}
+_tinyllm_setup
+unfunction _tinyllm_setup

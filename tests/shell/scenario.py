@@ -1,0 +1,88 @@
+"""The keypress scenario both shells must pass, and the shell-independent setup around it."""
+import os
+import subprocess
+import time
+
+from shell import init_script
+from shell.client import request, wait_until
+from tests.shell.daemon import START_TIMEOUT_S, cli_command, env_for, feedback_of, socket_of
+from tests.shell.tmux import TmuxShell
+
+
+def start_shell(shell: str, argv: list[str], script: str, workdir, home, extra_env=None) -> TmuxShell:
+    """An interactive shell with the test prompt '$ ' and the init script evaluated twice (must be harmless)."""
+    init = workdir / f"init.{shell}"
+    init.write_text(script)
+    env = {**env_for(home), "HOME": str(workdir), "HISTFILE": str(workdir / "history"), **(extra_env or {})}
+    terminal = TmuxShell(argv, env, workdir)
+    prompt = "PS1" if shell == "bash" else "PROMPT"
+    terminal.type(f"{prompt}='$ '; eval \"$(cat {init})\"; eval \"$(cat {init})\"; clear")
+    terminal.press("Enter")
+    terminal.wait_for(lambda: [line for line in terminal.screen() if line.strip()] == ["$"], what="a clean prompt")
+    return terminal
+
+
+def daemon_script(shell: str, home) -> str:
+    return init_script(shell, cli_command(), socket_of(home))
+
+
+def failing_cli(directory) -> list[str]:
+    """A stand-in `tinyllm` whose daemon cannot start."""
+    fake = directory / "tinyllm-broken"
+    fake.write_text("#!/bin/sh\necho 'tinyllm: no model yet (test)' >&2\nexit 2\n")
+    fake.chmod(0o755)
+    return [str(fake)]
+
+
+def run_keypress_scenario(terminal: TmuxShell, home, vi_mode: str) -> None:
+    """Key -> best candidate (daemon started on demand); key again -> next; an edited run is a correction;
+    a suggestion on a line abandoned with Ctrl-C claims nothing; in vi insert mode an unchanged run is
+    an acceptance."""
+    socket = socket_of(home)
+    terminal.type("list files")
+    terminal.press("C-g")
+    terminal.wait_prompt("ls -la", timeout=START_TIMEOUT_S)
+    status, body = request(socket, "POST", "/v1/suggest", {"prompt": "list files", "n": 5})
+    candidates = [c["command"] for c in body["candidates"]]
+    assert status == 200 and candidates[0] == "ls -la" and len(candidates) > 1, body
+
+    terminal.press("C-g")
+    terminal.wait_prompt(candidates[1])
+    terminal.press("C-a")
+    terminal.type(": ")  # the null command: the edit is harmless to run
+    terminal.press("Enter")
+    terminal.wait_prompt("")
+
+    terminal.type("list files")
+    terminal.press("C-g")
+    terminal.wait_prompt("ls -la")
+    terminal.press("C-c")
+    terminal.wait_prompt("")
+    terminal.type("echo unrelated")
+    terminal.press("Enter")
+    terminal.wait_prompt("")
+
+    terminal.type(vi_mode)
+    terminal.press("Enter")
+    terminal.wait_prompt("")
+    terminal.type("show disk usage")
+    terminal.press("C-g")
+    terminal.wait_prompt("df -h")
+    terminal.press("Enter")
+    terminal.wait_prompt("")
+
+    store = feedback_of(home)
+    assert wait_until(lambda: store.acceptances() and store.corrections(), 10), "no feedback arrived"
+    time.sleep(0.3)  # a wrongly posted extra record would land by now
+    assert [(c.request, c.suggested, c.corrected, c.source, c.status) for c in store.corrections()] == [
+        ("list files", candidates[1], f": {candidates[1]}", "shell", "pending")]
+    assert [(a.request, a.command, a.source) for a in store.acceptances()] == [("show disk usage", "df -h", "shell")]
+
+
+def key_bindings(shell_argv: list[str], listing: str, script: str, **env) -> str:
+    """What the init script binds in a fresh interactive shell (no terminal needed)."""
+    result = subprocess.run([*shell_argv, "-i", "-c", f'eval "$TINYLLM_INIT"; {listing}'],
+                            env={**os.environ, "TINYLLM_INIT": script, **env}, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=20)
+    return result.stdout
+

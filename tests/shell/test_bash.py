@@ -1,0 +1,76 @@
+"""The bash key binding in a real interactive bash (tmux) against a real daemon."""
+import socket
+import subprocess
+
+import pytest
+
+from shell import init_script
+from shell.client import health
+from tests.shell.daemon import socket_of, stop_daemon
+from tests.shell.scenario import daemon_script, failing_cli, key_bindings, run_keypress_scenario, start_shell
+from tests.shell.tmux import require
+from tinyllm_tui.cli import main
+
+BASH = ["bash", "--norc", "--noprofile"]
+
+
+@pytest.fixture
+def bash(tmp_path, shell_home):
+    require("tmux", "bash", "curl")
+    opened = []
+
+    def start(script: str, **env):
+        terminal = start_shell("bash", BASH, script, tmp_path, shell_home, env)
+        opened.append(terminal)
+        return terminal
+
+    yield start
+    for terminal in opened:
+        terminal.close()
+
+
+def test_key_suggests_cycles_and_records_what_runs(bash, shell_home):
+    stop_daemon(shell_home)  # the first keypress must start it
+    terminal = bash(daemon_script("bash", shell_home))
+    run_keypress_scenario(terminal, shell_home, vi_mode="set -o vi")
+    assert health(socket_of(shell_home)) is not None
+
+
+def test_daemon_that_cannot_start_leaves_the_line_as_typed(bash, short_dir):
+    terminal = bash(init_script("bash", failing_cli(short_dir), short_dir / "none.sock"))
+    terminal.type("list files")
+    terminal.press("C-g")
+    terminal.wait_text("tinyllm: no model yet (test)")
+    terminal.wait_prompt("list files")
+
+
+def test_timeout_leaves_the_line_as_typed(bash, short_dir):
+    silent = socket.socket(socket.AF_UNIX)  # accepts connections (backlog) but never answers
+    silent.bind(str(short_dir / "silent.sock"))
+    silent.listen(8)
+    try:
+        terminal = bash(init_script("bash", ["false"], short_dir / "silent.sock"), TINYLLM_TIMEOUT="1")
+        terminal.type("list files")
+        terminal.press("C-g")
+        terminal.wait_text("tinyllm: no answer within 1s")
+        terminal.wait_prompt("list files")
+    finally:
+        silent.close()
+
+
+def test_key_is_configurable_and_bound_in_emacs_and_vi_insert(short_dir):
+    require("bash")
+    script = init_script("bash", ["false"], short_dir / "x.sock")
+    listing = "bind -m emacs -X; bind -m vi-insert -X"
+    assert key_bindings(BASH, listing, script).count('"\\C-g": "_tinyllm_widget"') == 2
+    assert key_bindings(BASH, listing, script, TINYLLM_KEY="^X^T").count('"\\C-x\\C-t": "_tinyllm_widget"') == 2
+    assert "_tinyllm_widget" not in key_bindings(BASH, listing, script, TINYLLM_NOBIND="1")
+
+
+def test_shell_init_prints_a_valid_script_with_this_install_filled_in(capsys, tinyllm_home):
+    require("bash")
+    assert main(["shell-init", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert "__TINYLLM" not in script
+    assert str(tinyllm_home / "run" / "daemon.sock") in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0

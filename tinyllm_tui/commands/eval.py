@@ -1,0 +1,53 @@
+"""`tinyllm eval --data FILE.jsonl`: score a model on held-out pairs (exact match, top-N, NLC2CMD)."""
+import argparse
+import sys
+
+from .common import model_path, print_json, setup_torch
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="score a model on instruction/command pairs (JSON Lines)")
+    p.add_argument("--data", required=True, help="JSON Lines file of {\"instruction\", \"command\"} objects")
+    p.add_argument("--model", help="checkpoint file (default: the active model)")
+    p.add_argument("-n", type=int, default=1, help="predictions per example for top-N exact match (default 1)")
+    p.add_argument("--limit", type=int, help="score only the first K examples")
+    p.add_argument("--batch-size", type=int, help="requests decoded together (default 32)")
+    p.add_argument("--out", help="write {instruction, command, predictions} per example, in input order")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.generate import Engine
+    from training.errors import TrainingError
+    from training.evaluate import DEFAULT_BATCH_SIZE, evaluate, load_eval_pairs, write_predictions
+
+    if not 1 <= args.n <= 20:
+        raise TrainingError("-n must be between 1 and 20")
+    if args.limit is not None and args.limit < 1:
+        raise TrainingError("--limit must be at least 1")
+    batch_size = DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
+    if batch_size < 1:
+        raise TrainingError("--batch-size must be at least 1")
+    pairs, skipped = load_eval_pairs(args.data, args.limit)
+    setup_torch()
+    path = model_path(args.model)
+    engine = Engine.from_checkpoint(path)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress)
+    if args.out:
+        write_predictions(args.out, pairs, result.predictions)
+    if args.json:
+        print_json({**result.to_dict(), "top_n": args.n, "skipped": skipped, "seconds": round(result.seconds, 2),
+                    "model": str(path)})
+    else:
+        rows = [("examples", f"{result.n}" + (f" ({skipped} malformed lines skipped)" if skipped else "")),
+                ("exact match", f"{result.exact_match:.4f}"),
+                (f"top-{args.n} exact match", f"{result.top_n_exact_match:.4f}"),
+                ("nlc2cmd", f"{result.nlc2cmd:.4f}"),
+                ("time", f"{result.seconds:.1f} s ({result.n / max(result.seconds, 1e-9):.0f} examples/s)")]
+        for label, value in rows:
+            print(f"{label:<20}{value}")
+    return 0

@@ -1,0 +1,48 @@
+"""Messages the app's workers and panels send each other (posted from worker threads with post_message)."""
+from dataclasses import dataclass
+
+from textual.message import Message
+
+
+@dataclass
+class ModelLoaded(Message):
+    engine: object  # engine.generate.Engine (not imported here: torch stays out of module import)
+    label: str
+
+
+@dataclass
+class ModelUnavailable(Message):
+    reason: str
+
+
+@dataclass
+class CandidatesStreamed(Message):
+    """The best-first candidates so far for one request; a newer one for the same request replaces it."""
+
+    request_id: int
+    candidates: list  # list[engine.generate.Candidate]
+    done: bool = False
+    elapsed_ms: float = 0.0
+
+    def can_replace(self, message: Message) -> bool:
+        # Textual asks the message being handled whether the next queued one supersedes it: a burst of
+        # decoding steps collapses to the latest, and the final one is never dropped.
+        return isinstance(message, CandidatesStreamed) and message.request_id == self.request_id and not self.done
+
+
+@dataclass
+class SuggestionFailed(Message):
+    request_id: int
+    reason: str
+
+
+class ActiveModelChanged(Message):
+    """The Models panel switched the active version: the app reloads its engine."""
+
+
+@dataclass
+class UpdateFinished(Message):
+    """`tinyllm update --json` ended: its parsed JSON, or what went wrong."""
+
+    result: dict | None
+    error: str = ""

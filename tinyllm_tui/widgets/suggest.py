@@ -1,0 +1,237 @@
+"""Suggest: type a request, watch candidates stream in best first, copy one or correct it.
+
+Decoding runs in a thread worker (exclusive: a new request cancels the old one between steps) and
+posts CandidatesStreamed after each step; the list updates its rows in place so the cursor stays put.
+"""
+import time
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, ListItem, ListView, Static
+from textual.worker import get_current_worker
+
+from engine.errors import EngineError
+from engine.safety import destructive_reason
+
+from ..messages import CandidatesStreamed, SuggestionFailed
+
+# The clock that times a suggestion; snapshot tests swap it for a fixed one.
+clock = time.perf_counter
+
+
+@dataclass
+class Suggestion:
+    request_id: int
+    request: str
+    candidates: list = field(default_factory=list)
+    elapsed_ms: float | None = None  # None while decoding
+
+
+def candidate_text(rank: int, command: str, score: float) -> Text:
+    """One candidate: rank, command, score, and a worded badge when it is destructive."""
+    text = Text.assemble((f"{rank}. ", "dim"), (command, "bold"), (f"  score {score:.2f}", "dim"))
+    reason = destructive_reason(command)
+    if reason:
+        text.append("\n   ")
+        text.append(f"⚠ DESTRUCTIVE: {reason}", style="bold reverse")
+    return text
+
+
+class CandidateItem(ListItem):
+    """A candidate row; `e` swaps its text for an input holding the command, to correct it in place."""
+
+    def __init__(self, rank: int, command: str, score: float) -> None:
+        super().__init__()
+        self.rank, self.command, self.score = rank, command, score
+
+    def compose(self) -> ComposeResult:
+        yield Static(candidate_text(self.rank, self.command, self.score), id="candidate-text")
+        yield Input(id="candidate-edit", compact=True, classes="hidden")
+
+    def show(self, command: str, score: float) -> None:
+        self.command, self.score = command, score
+        for text in self.query("#candidate-text"):  # none yet when the item is still being mounted
+            text.update(candidate_text(self.rank, command, score))
+
+    def start_edit(self) -> None:
+        editor = self.query_one("#candidate-edit", Input)
+        editor.value = self.command
+        editor.remove_class("hidden")
+        editor.focus()
+
+    def end_edit(self) -> None:
+        self.query_one("#candidate-edit", Input).add_class("hidden")
+
+
+class CandidateList(ListView):
+    BINDINGS = [
+        Binding("c", "copy", "Copy", tooltip="Copy the highlighted command to the clipboard (OSC 52)", id="copy"),
+        Binding("e", "correct", "Correct", tooltip="Edit the highlighted command and save it as a correction",
+                id="correct"),
+    ]
+
+    def action_copy(self) -> None:
+        item = self.highlighted_child
+        if isinstance(item, CandidateItem) and item.command:
+            self.app.copy_to_clipboard(item.command)
+            self.notify(f"copied: {item.command}", timeout=3)
+
+    def action_correct(self) -> None:
+        item = self.highlighted_child
+        if isinstance(item, CandidateItem) and item.command:
+            item.start_edit()
+
+
+class SuggestPanel(Vertical):
+    BINDINGS = [
+        Binding("escape", "cancel_edit", "Cancel", show=False, tooltip="Stop correcting; keep the command as it was",
+                id="cancel-edit"),
+    ]
+
+    def __init__(self, candidates: int = 3, beam_width: int = 4, max_new_tokens: int = 64, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.engine = None
+        self.model_note = "loading model…"
+        self.n_candidates = candidates
+        self.beam_width = max(beam_width, candidates)
+        self.max_new_tokens = max_new_tokens
+        self.history: list[Suggestion] = []
+        self.current: Suggestion | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="Describe a command, e.g. list files  (Enter)", id="request")
+        yield Static(self.model_note, id="suggest-status")
+        with Horizontal():
+            yield CandidateList(id="candidates")
+            with Vertical(id="history-box"):
+                yield Label("History", classes="section")
+                yield ListView(id="history")
+
+    # -- the model ---------------------------------------------------------------------------------
+    def set_engine(self, engine, label: str) -> None:
+        self.engine = engine
+        self.set_status(f"model: {label} · ready")
+
+    def set_unavailable(self, reason: str) -> None:
+        self.engine = None
+        self.set_status(f"⚠ {reason}. Here: Train tab to train one, Models tab to activate one.")
+
+    def set_status(self, text: str) -> None:
+        self.model_note = text
+        self.query_one("#suggest-status", Static).update(text)
+
+    # -- requests ------------------------------------------------------------------------------------
+    @on(Input.Submitted, "#request")
+    def submit_request(self, event: Input.Submitted) -> None:
+        request = event.value.strip()
+        if not request:
+            return
+        if self.engine is None:
+            self.notify(self.model_note, severity="warning")
+            return
+        self.current = Suggestion(len(self.history) + 1, request)
+        self.history.append(self.current)
+        self._show_candidates([])
+        self.query_one("#suggest-status", Static).update(f"thinking… “{request}”")
+        self._refresh_history()
+        self.decode(self.current.request_id, request)
+
+    @work(thread=True, exclusive=True, group="suggest", exit_on_error=False)
+    def decode(self, request_id: int, request: str) -> None:
+        worker = get_current_worker()
+        start = clock()
+        candidates = []
+        try:
+            for step in self.engine.beam_search([request], width=self.beam_width, n=self.n_candidates,
+                                                max_new_tokens=self.max_new_tokens):
+                if worker.is_cancelled:
+                    return
+                candidates = step[0]
+                self.post_message(CandidatesStreamed(request_id, candidates))
+        except EngineError as e:
+            self.post_message(SuggestionFailed(request_id, str(e)))
+            return
+        self.post_message(CandidatesStreamed(request_id, candidates, done=True, elapsed_ms=(clock() - start) * 1000))
+
+    def on_candidates_streamed(self, message: CandidatesStreamed) -> None:
+        suggestion = self._by_id(message.request_id)
+        if suggestion is None:
+            return
+        suggestion.candidates = message.candidates
+        if message.done:
+            suggestion.elapsed_ms = message.elapsed_ms
+            self._refresh_history()
+        if suggestion is self.current:
+            self._show_candidates(message.candidates)
+            if message.done:
+                found = len(message.candidates)
+                self.query_one("#suggest-status", Static).update(
+                    f"{found} candidate{'s' * (found != 1)} in {message.elapsed_ms:.0f} ms · c copy · e correct"
+                    if found else "no command found: try rewording")
+
+    def on_suggestion_failed(self, message: SuggestionFailed) -> None:
+        self.query_one("#suggest-status", Static).update(f"could not suggest: {message.reason}")
+
+    def _by_id(self, request_id: int) -> Suggestion | None:
+        return next((s for s in self.history if s.request_id == request_id), None)
+
+    def _show_candidates(self, candidates: list) -> None:
+        view = self.query_one("#candidates", CandidateList)
+        items = list(view.query(CandidateItem))
+        for extra in items[len(candidates):]:
+            extra.remove()
+        for rank, candidate in enumerate(candidates, 1):
+            if rank <= len(items):
+                items[rank - 1].show(candidate.command, candidate.score)
+            else:
+                view.append(CandidateItem(rank, candidate.command, candidate.score))
+        if candidates and view.index is None:
+            view.index = 0
+
+    def _refresh_history(self) -> None:
+        view = self.query_one("#history", ListView)
+        view.clear()
+        for s in reversed(self.history):
+            took = "…" if s.elapsed_ms is None else f"{s.elapsed_ms:.0f} ms"
+            view.append(ListItem(Label(Text.assemble(s.request, (f"  {took}", "dim")))))
+
+    @on(ListView.Selected, "#history")
+    def recall(self, event: ListView.Selected) -> None:
+        suggestion = list(reversed(self.history))[event.list_view.index or 0]
+        self.current = suggestion
+        self.query_one("#request", Input).value = suggestion.request
+        self._show_candidates(suggestion.candidates)
+
+    # -- corrections ---------------------------------------------------------------------------------
+    @on(Input.Submitted, "#candidate-edit")
+    def save_correction(self, event: Input.Submitted) -> None:
+        event.stop()
+        item = event.input.parent
+        corrected = event.value.strip()
+        item.end_edit()
+        self.query_one("#candidates").focus()
+        if not corrected or corrected == item.command or self.current is None:
+            return
+        from engine.feedback import FeedbackStore
+
+        try:
+            FeedbackStore().add_correction(self.current.request, item.command, corrected, source="tui")
+        except EngineError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.notify("correction saved: review it in the Review tab", timeout=4)
+
+    def action_cancel_edit(self) -> None:
+        for item in self.query(CandidateItem):
+            item.end_edit()
+        self.query_one("#candidates").focus()
+
+    def on_key(self, event) -> None:
+        # Down from the request box goes to the candidates, like a shell's completion menu.
+        if event.key == "down" and isinstance(self.app.focused, Input) and self.app.focused.id == "request":
+            self.query_one("#candidates").focus()
+            event.stop()

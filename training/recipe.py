@@ -1,0 +1,102 @@
+"""A recipe file names everything that makes a model: data, tokenizer, model size, every
+hyperparameter of each phase. `run_recipe` runs its phases in order inside one directory and skips
+those already finished, so running it again after a stop (or a crash) resumes where it was.
+
+    <run_dir>/tokenizer.model   shared by every phase
+    <run_dir>/pretrain/         a RunDir (optional phase)
+    <run_dir>/sft/              a RunDir
+    <run_dir>/model.tlm         the exported model (weights in the recipe's export dtype)
+"""
+import logging
+import tomllib
+from pathlib import Path
+
+import torch
+
+from engine import paths
+from engine.atomic import write_bytes_atomic
+from engine.checkpoint import load_checkpoint, save_checkpoint
+
+from .data.sources import default_data_dir, load_texts
+from .errors import TrainingError
+from .pipeline import ModelChoice, PairData, read_split, run_pretrain, run_sft, tokenizer_texts
+from .run_dir import RunDir
+from .tokenizer_train import train_tokenizer
+from .trainer import TrainConfig
+
+log = logging.getLogger("tinyllm.training")
+LOOP_KEYS = set(TrainConfig.__dataclass_fields__) - {"phase"}
+
+
+def load_recipe(path) -> dict:
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise TrainingError(f"{path}: cannot read recipe ({e.strerror})") from None
+    try:
+        recipe = tomllib.loads(text.replace("{data}", str(default_data_dir())))
+    except tomllib.TOMLDecodeError as e:
+        raise TrainingError(f"{path}: not valid TOML ({e})") from None
+    if "sft" not in recipe:
+        raise TrainingError(f"{path}: a recipe needs an [sft] section")
+    for phase in ("pretrain", "sft"):
+        unknown = set(recipe.get(phase, {})) - LOOP_KEYS - {"data", "text", "augment", "val_fraction"}
+        if unknown:
+            raise TrainingError(f"{path}: unknown keys in [{phase}]: {', '.join(sorted(unknown))}")
+    return recipe
+
+
+def _finished(run: RunDir) -> bool:
+    return run.job().get("status") == "finished" and run.checkpoint.is_file()
+
+
+def _loop(section: dict, phase: str) -> TrainConfig:
+    return TrainConfig(phase=phase, **{k: v for k, v in section.items() if k in LOOP_KEYS})
+
+
+def run_recipe(path, run_dir=None) -> Path:
+    recipe = load_recipe(path)
+    name = recipe.get("name", Path(path).stem)
+    root = Path(run_dir) if run_dir else paths.runs_dir() / f"recipe-{name}"
+    root.mkdir(parents=True, exist_ok=True)
+    model = recipe.get("model", {})
+    sft = recipe["sft"]
+    data = PairData(sources=sft.get("data", PairData().sources), val_fraction=sft.get("val_fraction", 0.05),
+                    augment=sft.get("augment", 4), seed=sft.get("seed", 0))
+    pretrain = recipe.get("pretrain")
+
+    tokenizer_file = root / "tokenizer.model"
+    if not tokenizer_file.is_file():
+        train_pairs, _ = read_split(data)  # the tokenizer never sees validation pairs
+        texts = (doc for spec in recipe.get("tokenizer", {}).get("text", []) for doc in load_texts(spec))
+        proto = train_tokenizer(tokenizer_texts(train_pairs, texts), vocab_size=model.get("vocab_size", 8192))
+        write_bytes_atomic(tokenizer_file, proto)
+    choice = ModelChoice(preset=model.get("preset", "tiny"), tokenizer=str(tokenizer_file),
+                         context=model.get("context", 256))
+
+    if pretrain:
+        run = RunDir(root / "pretrain")
+        if not _finished(run):
+            log.info("phase pretrain: %s", run.path)
+            run_pretrain(run, _loop(pretrain, "pretrain"), choice, pretrain["text"],
+                         resume=run.state.is_file(), name=f"{name}-pretrain")
+            if not _finished(run):
+                raise TrainingError(f"pretraining stopped; run the recipe again to resume ({run.path})")
+        choice = ModelChoice(init=str(run.checkpoint), context=choice.context)
+
+    run = RunDir(root / "sft")
+    if not _finished(run):
+        log.info("phase sft: %s", run.path)
+        run_sft(run, _loop(sft, "sft"), choice, data, resume=run.state.is_file(), name=name)
+        if not _finished(run):
+            raise TrainingError(f"fine-tuning stopped; run the recipe again to resume ({run.path})")
+
+    export = recipe.get("export", {})
+    dtype = getattr(torch, export.get("dtype", "bfloat16"))
+    final = load_checkpoint(run.checkpoint)
+    meta = {**final.meta, "name": name, "recipe": Path(path).name, "recipe_text": Path(path).read_text()}
+    if pretrain:
+        pre = load_checkpoint(root / "pretrain" / "checkpoint.tlm").meta
+        meta["pretrain"] = {k: pre.get(k) for k in ("data", "steps", "tokens", "train_seconds", "eval")}
+    out = save_checkpoint(root / "model.tlm", final.model, final.tokenizer, meta, dtype=dtype)
+    return out

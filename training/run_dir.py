@@ -1,0 +1,61 @@
+"""A training run's directory: what the TUI's dashboard and `--resume` read.
+
+    job.json        phase, argv, pid, status, total_steps
+    metrics.jsonl   one JSON event per line (start, step, eval, checkpoint, end)
+    train.log       the job's output
+    checkpoint.tlm  the latest model (engine checkpoint format)
+    state.pt        optimizer, schedule position, data position, RNG: what --resume needs
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from engine import paths
+from engine.atomic import write_text_atomic
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @classmethod
+    def new(cls, phase: str) -> "RunDir":
+        return cls(paths.runs_dir() / f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.tlm"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "train.log"
+
+    def job(self) -> dict:
+        try:
+            return json.loads((self.path / "job.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def update_job(self, **fields) -> None:
+        write_text_atomic(self.path / "job.json", json.dumps({**self.job(), **fields}, indent=1))
+
+    def start_job(self, phase: str, total_steps: int) -> None:
+        self.update_job(phase=phase, argv=sys.argv, pid=os.getpid(), started=time.time(),
+                        status="running", total_steps=total_steps)
+
+    def event(self, event: str, **fields) -> None:
+        """Append one metrics event. One write per line keeps concurrent readers from seeing half a line."""
+        line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n"
+        with open(self.metrics, "a") as f:
+            f.write(line)
