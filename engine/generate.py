@@ -107,56 +107,66 @@ class Engine:
     @torch.inference_mode()
     def beam_search(self, requests: list[str], width: int = 3, n: int | None = None,
                     max_new_tokens: int | None = None) -> Iterator[list[list[Candidate]]]:
-        """Yield, after each decoding step, up to `n` distinct best-first candidates per request."""
+        """Yield, after each decoding step, up to `n` distinct best-first candidates per request.
+
+        A request leaves the batch (and the cache) once `width` hypotheses have ended and no live
+        beam can still beat them, so a batch costs what its unfinished requests need.
+        """
         n = n or width
         budget = self._new_token_budget(max_new_tokens)
         prompts = [self.prompt_ids(r, budget) for r in requests]
         R, W = len(prompts), width
         logits, cache = self._prefill(prompts, W, budget)
-        beams = [[[] for _ in range(W)] for _ in range(R)]
+        beams: list[list[list[int]]] = [[[] for _ in range(W)] for _ in range(R)]
         scores = torch.full((R, W), -math.inf)
         scores[:, 0] = 0.0  # all beams start identical: expand only the first
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(R)]
-        done = [False] * R
+        active = list(range(R))  # requests still decoding; request active[a] owns cache rows a*W..a*W+W-1
         for step in range(budget):
-            flat = [seq for request_beams in beams for seq in request_beams]
-            logp = self._log_probs(logits, flat).view(R, W, -1)
-            total = (scores[:, :, None] + logp).view(R, -1)
-            top_scores, top_ids = total.topk(2 * W, dim=-1)
+            last = step == budget - 1
+            flat = [seq for r in active for seq in beams[r]]
+            logp = self._log_probs(logits, flat).view(len(active), W, -1)
             V = logp.size(-1)
-            next_rows, next_tokens, new_beams = [], [], []
-            new_scores = torch.full((R, W), -math.inf)
-            for r in range(R):
+            top_scores, top_ids = (scores[active][:, :, None] + logp).view(len(active), -1).topk(2 * W, dim=-1)
+            still, next_rows, next_tokens = [], [], []
+            for a, r in enumerate(active):
                 kept = []
-                for score, flat_id in zip(top_scores[r].tolist(), top_ids[r].tolist()):
-                    if done[r] or score == -math.inf or len(kept) == W:
+                for score, flat_id in zip(top_scores[a].tolist(), top_ids[a].tolist()):
+                    if score == -math.inf or len(kept) == W:
                         break
                     beam, token = divmod(flat_id, V)
                     seq = beams[r][beam]
-                    if self.stop_mask[token] or step == budget - 1:
+                    if self.stop_mask[token] or last:
                         ended = seq if self.stop_mask[token] else seq + [token]
                         finished[r].append((self._normalise(score, len(ended) + 1), ended))
                     else:
                         kept.append((score, beam, seq + [token], token))
-                if len(finished[r]) >= W:
-                    done[r] = True
-                row_beams = []
-                for slot in range(W):
-                    if slot < len(kept) and not done[r]:
-                        score, beam, seq, token = kept[slot]
-                        new_scores[r, slot] = score
-                    else:
-                        beam, seq, token = 0, beams[r][0], self.tokenizer.eos_id
-                    next_rows.append(r * W + beam)
-                    next_tokens.append(token)
-                    row_beams.append(seq)
-                new_beams.append(row_beams)
-            beams, scores = new_beams, new_scores
+                finished[r].sort(key=lambda item: -item[0])
+                if self._request_done(finished[r], kept, W):
+                    beams[r], scores[r] = [[] for _ in range(W)], -math.inf
+                    continue
+                kept += [(-math.inf, kept[0][1], kept[0][2], self.tokenizer.eos_id)] * (W - len(kept))
+                beams[r] = [seq for _, _, seq, _ in kept]
+                scores[r] = torch.tensor([score for score, _, _, _ in kept])
+                still.append(r)
+                next_rows += [a * W + beam for _, beam, _, _ in kept]
+                next_tokens += [token for _, _, _, token in kept]
             yield [self._candidates(finished[r], beams[r], scores[r], n) for r in range(R)]
-            if all(done) or step == budget - 1:
+            active = still
+            if not active:
                 return
             cache.reorder(torch.tensor(next_rows))
             logits = self.model(torch.tensor(next_tokens)[:, None], kv_cache=cache, last_only=True)[:, -1].float()
+
+    def _request_done(self, finished, kept, width: int) -> bool:
+        """Done when nothing is alive, or `width` hypotheses have ended and the best live beam,
+        even scored at its current length, ranks below all of them."""
+        if not kept:
+            return True
+        if len(finished) < width:
+            return False
+        best_score, _, best_seq, _ = kept[0]
+        return finished[width - 1][0] >= self._normalise(best_score, len(best_seq) + 1)
 
     def _candidates(self, finished, alive, alive_scores, n) -> list[Candidate]:
         """Finished hypotheses first, then the alive ones (so a stream shows growing commands)."""

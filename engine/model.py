@@ -117,14 +117,21 @@ class KVCache:
             self._padded = True
 
     def reorder(self, rows: torch.Tensor) -> None:
-        """Keep/duplicate batch rows (beam search), in place."""
-        self.k = self.k.index_select(1, rows)
-        self.v = self.v.index_select(1, rows)
+        """Keep, duplicate or drop batch rows (beam search), copying only the filled positions."""
+        if rows.numel() == self.batch and torch.equal(rows, torch.arange(self.batch)):
+            return
+        end = self.pos
+        # Positions >= pos are written before they are read, so they need no copy (nor zeroing).
+        k = self.k.new_empty(self.k.shape[:1] + (rows.numel(),) + self.k.shape[2:])
+        v = torch.empty_like(k)
+        k[:, :, :, :end] = self.k[:, rows, :, :end]
+        v[:, :, :, :end] = self.v[:, rows, :, :end]
+        self.k, self.v = k, v
         self.valid = self.valid.index_select(0, rows)
 
     @property
-    def capacity(self) -> int:
-        return self.k.size(3)
+    def batch(self) -> int:
+        return self.k.size(1)
 
 
 class Attention(nn.Module):
@@ -134,7 +141,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
 
-    def forward(self, x, cos, sin, kv_cache: KVCache | None):
+    def forward(self, x, cos, sin, kv_cache: KVCache | None, mask: torch.Tensor | None):
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.config.n_head, self.config.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -145,7 +152,7 @@ class Attention(nn.Module):
             kv_cache.k[self.layer, :, :, start:end] = k
             kv_cache.v[self.layer, :, :, start:end] = v
             keys, values = kv_cache.k[self.layer, :, :, :end], kv_cache.v[self.layer, :, :, :end]
-            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=kv_cache.mask(T), is_causal=kv_cache.causal(T))
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=kv_cache.causal(T))
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -168,8 +175,8 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(config.d_model)
         self.mlp = SwiGLU(config)
 
-    def forward(self, x, cos, sin, kv_cache):
-        x = x + self.attn(self.attn_norm(x), cos, sin, kv_cache)
+    def forward(self, x, cos, sin, kv_cache, mask):
+        x = x + self.attn(self.attn_norm(x), cos, sin, kv_cache, mask)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -215,8 +222,9 @@ class GPT(nn.Module):
             raise EngineError(f"sequence of {start + T} tokens exceeds the model's context of {self.config.context}")
         cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
         x = self.embed(idx)
+        mask = kv_cache.mask(T) if kv_cache is not None else None  # built once, used by every layer
         for block in self.blocks:
-            x = block(x, cos, sin, kv_cache)
+            x = block(x, cos, sin, kv_cache, mask)
         if kv_cache is not None:
             kv_cache.pos += T
         x = self.norm(x)

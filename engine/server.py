@@ -17,6 +17,7 @@ The engine is not thread-safe: model calls take `ModelHolder.lock`, one at a tim
 import fcntl
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -115,10 +116,8 @@ class ModelHolder:
 
 # -- request fields ------------------------------------------------------------------------------
 
-def _string(fields: dict, name: str, required: bool = True) -> str | None:
+def _string(fields: dict, name: str) -> str:
     value = fields.get(name)
-    if value is None and not required:
-        return None
     if not isinstance(value, str):
         raise HttpError(HTTPStatus.BAD_REQUEST, f'"{name}" must be a string')
     return value
@@ -133,7 +132,8 @@ def _number(fields: dict, name: str, default, low, high, kind=int):
             value = kind(value)
         except ValueError:
             value = None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (kind is int and value != int(value))):
         raise HttpError(HTTPStatus.BAD_REQUEST, f'"{name}" must be a number')
     if not low <= value <= high:
         raise HttpError(HTTPStatus.BAD_REQUEST, f'"{name}" must be between {low} and {high}')
@@ -240,7 +240,10 @@ class Handler(BaseHTTPRequestHandler):
         return super().handle_expect_100()
 
     def send_error(self, code, message=None, explain=None):
-        """http.server's own errors (malformed request lines, ...) as JSON too."""
+        """http.server's own errors (malformed request lines, ...) as JSON too; an unknown method is
+        a 405 like any method an endpoint does not take, not a server fault (501)."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command} is not allowed"
         self._error(code, message or HTTPStatus(code).phrase)
 
     def log_message(self, format, *args):
@@ -451,6 +454,7 @@ class Daemon:
 
     def bind(self) -> None:
         self.servers.append(_bind_unix(self.socket_path, self))
+        self.socket_inode = self.socket_path.lstat().st_ino  # remove only the socket we bound
         if self.port is not None:
             try:
                 tcp = LocalTCPServer(("127.0.0.1", self.port), self)
@@ -468,6 +472,9 @@ class Daemon:
             pass
         for server in self.servers:
             server.shutdown()
+
+    def close(self) -> None:
+        for server in self.servers:
             server.server_close()
 
 
@@ -531,19 +538,20 @@ def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.Pat
         except EngineError as e:
             log.warning("%s (answering 503 until a model is available)", e)
         daemon = Daemon(socket_path, holder, port)
-        daemon.bind()
-        inode = socket_path.lstat().st_ino
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda *_: stop.set())
-        log.info("listening on %s%s (pid %d)", socket_path,
-                 f" and 127.0.0.1:{daemon.port}" if daemon.port is not None else "", os.getpid())
-        if on_ready:
-            on_ready()
         try:
+            daemon.bind()
+            log.info("listening on %s%s (pid %d)", socket_path,
+                     f" and 127.0.0.1:{daemon.port}" if daemon.port is not None else "", os.getpid())
+            if on_ready:
+                on_ready()
             daemon.run_until(stop)
         finally:
-            _remove_socket(socket_path, inode)
+            daemon.close()
+            if daemon.servers:
+                _remove_socket(socket_path, daemon.socket_inode)
             log.info("stopped")
     finally:
         os.close(lock)

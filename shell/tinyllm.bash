@@ -140,7 +140,7 @@ _tinyllm_setup() {
   fi
   [[ -z $TINYLLM_NOBIND ]] || return 0
   if (( BASH_VERSINFO[0] < 4 )); then
-    printf '%s\n' "tinyllm: bash $BASH_VERSION cannot run the key binding (it needs bash 4 or newer); use 'tinyllm ask'" >&2
+    printf '%s\n' "tinyllm: the key binding needs bash 4 or newer (this is $BASH_VERSION); use 'tinyllm ask'" >&2
     return 0
   fi
   local key=${TINYLLM_KEY:-^G} seq= char map

@@ -134,19 +134,24 @@ class Job:
                 text = f.read().decode("utf-8", "replace")
         except OSError:
             return []
-        return [line.rstrip("\r") for line in text.splitlines()[-lines:]]
+        # A progress bar redraws its line with \r: keep what the last redraw left on screen.
+        return [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n") if line.strip()][-lines:]
 
 
-def start(phase: str, data: list[str], preset: str, steps: int, run_dir: Path | None = None,
-          trainer: list[str] | None = None) -> Job:
-    """Start `tinyllm train <phase>` in a fresh run directory; returns at once."""
+def start(phase: str, data: list[str], preset: str, steps: int, extra: list[str] = (),
+          run_dir: Path | None = None, trainer: list[str] | None = None) -> Job:
+    """Start `tinyllm train <phase>` in a fresh run directory; returns at once.
+
+    `extra` are more trainer flags as the user typed them (--init CKPT, --batch-size 8, ...).
+    """
     if run_dir is None:
         run_dir = _new_run_dir(phase)
     data_flag = "--data" if phase == "sft" else "--text"
     argv = [*(trainer or TRAINER), phase]
     for spec in data:
         argv += [data_flag, spec]
-    argv += ["--preset", preset, "--steps", str(steps), "--run-dir", str(run_dir)]
+    # --no-progress: a progress bar redrawn with carriage returns is noise in train.log.
+    argv += ["--preset", preset, "--steps", str(steps), *extra, "--no-progress", "--run-dir", str(run_dir)]
     return _spawn(Path(run_dir), argv, phase, steps)
 
 
@@ -156,11 +161,11 @@ def resume(job: Job, trainer: list[str] | None = None) -> Job:
         return job
     info = job.info()
     argv = list(info.get("argv") or [])
-    if not argv:
-        raise ValueError(f"{job.name}: job.json has no argv to resume with")
-    if trainer is not None:  # swap the program, keep the arguments
-        phase_at = argv.index(info["phase"]) if info.get("phase") in argv else len(argv) - 1
-        argv = [*trainer, *argv[phase_at:]]
+    if not argv or info.get("phase") not in argv:
+        raise ValueError(f"{job.name}: job.json has no command line to resume with")
+    # The trainer records its own sys.argv (.../cli.py train sft ...), which is not runnable as it is:
+    # keep the arguments from the phase on and put the trainer program in front.
+    argv = [*(trainer or TRAINER), *argv[argv.index(info["phase"]):]]
     if "--resume" not in argv:
         argv.append("--resume")
     return _spawn(job.run_dir, argv, info.get("phase", "sft"), info.get("total_steps"))

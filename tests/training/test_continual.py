@@ -15,9 +15,9 @@ from training.continual import UpdateConfig, run_update
 FORGETFUL = UpdateConfig(anchor=0.0, lr=0.05, replay=0)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """Two shared cores: keep the update from spreading over both."""
+    """Set before the session's tiny model trains: on shared cores two threads ran 20x slower."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

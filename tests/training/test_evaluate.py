@@ -67,8 +67,6 @@ def test_memorised_pairs_score_perfectly(engine):
     assert [p[0] for p in result.predictions] == [c for _, c in PAIRS]
 
 
-@pytest.mark.xfail(strict=True, reason="engine beam search marks a request done once `width` hypotheses have "
-                   "finished, dropping a live beam that scores far better ('list files' -> 's -la' at width 2)")
 def test_top_n_keeps_the_memorised_command(engine):
     result = evaluate(engine, [Pair(r, c, "test") for r, c in PAIRS], n=2, batch_size=4)
     assert result.top_n_exact_match == 1.0 and all(len(p) == 2 for p in result.predictions)
@@ -105,4 +103,4 @@ def test_600_examples_take_seconds(engine):
     seconds = time.perf_counter() - started
     print(f"\n600 examples, nano model, batch 32: {seconds:.2f} s")
     assert [p[0] for p in predictions[:len(PAIRS)]] == [c for _, c in PAIRS]
-    assert seconds < 60  # a sanity bound, not a benchmark
+    assert seconds < 120  # a sanity bound for a loaded 2-core machine, not a benchmark

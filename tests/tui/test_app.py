@@ -1,5 +1,4 @@
 """The app driven with Pilot: each tab against the tiny test model, a fake trainer and a fake update."""
-import json
 import sys
 from pathlib import Path
 
@@ -104,8 +103,8 @@ async def test_train_job_draws_the_loss_curve_and_stops(tinyllm_home, monkeypatc
         job.wait(20)
         panel.tick()
         await pilot.pause()
-        assert job.info()["argv"] == [*FAKE_TRAINER, "sft", "--data", "cli-pairs", "--preset", "nano", "--steps", "40",
-                                      "--run-dir", str(job.run_dir)]
+        assert job.info()["argv"] == [*FAKE_TRAINER, "sft", "--data", "cli-pairs", "--preset", "nano", "--steps",
+                                      "40", "--no-progress", "--run-dir", str(job.run_dir)]
         assert len(job.metrics.train_curve) == 40 and len(job.metrics.val_curve) == 8
         assert panel.drawn_points == 48
         plot = app.query_one("#loss-plot", PlotextPlot)
@@ -113,10 +112,10 @@ async def test_train_job_draws_the_loss_curve_and_stops(tinyllm_home, monkeypatc
         assert "train" in drawn and "val ×" in drawn  # the legend names each curve
         assert any("\u2800" < ch <= "\u28ff" for ch in drawn)  # braille points: the curve is drawn
         stats = str(app.query_one("#train-stats").render())
-        assert "FINISHED · step 40/40 (100%)" in stats and "exact match 1.00" in stats
+        assert "FINISHED · step 40/40 (100%)\nloss 0.100" in stats and "exact match 1.00" in stats
         assert "step 40 loss" in str(app.query_one("#train-log").render())
         table = app.query_one("#runs", DataTable)
-        assert table.get_row(panel.selected)[1:] == ["finished", "40"]
+        assert table.get_row(panel.selected)[1:] == ["finished"]
 
 
 async def test_train_tab_reattaches_and_stops_a_running_job(tinyllm_home, monkeypatch):
@@ -162,7 +161,9 @@ async def test_review_accept_reject_edit_and_update(tinyllm_home, tmp_path):
         "import json\nfrom engine.feedback import FeedbackStore\n"
         "FeedbackStore().record_update(decision='rejected', new_delta=0.5, base_delta=-0.2, message='forgot')\n"
         "print('training...')\n"
-        "print(json.dumps({'decision': 'rejected', 'new_delta': 0.5, 'base_delta': -0.2, 'message': 'forgot'}))\n")
+        "print(json.dumps({'decision': 'rejected', 'new_delta': 0.5, 'base_delta': -0.2, 'version': None,"
+        " 'corrections': [1]}))\n"
+        "raise SystemExit(1)\n")  # as `tinyllm update --json` does when the gate rejects
     app = TinyLLMApp(update_command=[sys.executable, str(fake_update)])
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f4")
@@ -183,7 +184,7 @@ async def test_review_accept_reject_edit_and_update(tinyllm_home, tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         result = str(app.query_one("#update-result").render())
-        assert result == "decision: rejected · new Δ +0.500 · base Δ -0.200 · forgot"
+        assert result == "decision: rejected · new Δ +0.500 · base Δ -0.200 · corrections #1"
         assert app.query_one("#updates", DataTable).row_count == 1
 
 

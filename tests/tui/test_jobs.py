@@ -1,5 +1,6 @@
 """tinyllm_tui.jobs: start, stop, resume and reattach to training jobs through their run directories."""
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,8 +24,8 @@ def test_start_runs_to_the_end_and_metrics_are_read(tinyllm_home):
     job.wait(20)
     assert job.run_dir.parent == tinyllm_home / "data" / "runs" and job.run_dir.name.startswith("sft-")
     info = job.info()
-    assert info["argv"][-11:] == ["sft", "--data", "cli-pairs", "--data", "jsonl:/x.jsonl", "--preset", "nano",
-                                  "--steps", "10", "--run-dir", str(job.run_dir)]
+    assert info["argv"] == [*FAKE_TRAINER, "sft", "--data", "cli-pairs", "--data", "jsonl:/x.jsonl", "--preset",
+                            "nano", "--steps", "10", "--no-progress", "--run-dir", str(job.run_dir)]
     assert job.status() == "finished"
     assert job.metrics.last_step["step"] == 10 and len(job.metrics.train_curve) == 10
     assert job.metrics.val_curve == [(5, 0.9), (10, 0.45)]
@@ -52,8 +53,8 @@ def test_stop_then_resume_continues_where_it_stopped(tinyllm_home, monkeypatch):
     assert job.status() == "stopped"
     stopped_at = job.metrics.end["step"]
     monkeypatch.setenv("FAKE_STEP_S", "0.0")
-    resumed = jobs.resume(job)
-    assert "--resume" in resumed.info()["argv"]
+    resumed = jobs.resume(job, trainer=FAKE_TRAINER)
+    assert resumed.info()["argv"][-3:] == ["--run-dir", str(job.run_dir), "--resume"]
     resumed.wait(20)
     assert resumed.status() == "finished"
     resumed.metrics.poll()
@@ -86,3 +87,35 @@ def test_a_job_that_died_without_an_end_event_failed(tmp_path):
     assert jobs.scan(tmp_path)[0].name == "sft-1"
     with pytest.raises(ValueError):
         jobs.resume(jobs.Job(run))
+
+
+def test_resume_runs_the_trainer_program_not_the_recorded_argv0(tmp_path, monkeypatch):
+    """The real trainer records its own sys.argv (.../cli.py train sft ...) in job.json."""
+    run = tmp_path / "sft-2"
+    run.mkdir()
+    recorded = ["/somewhere/tinyllm_tui/cli.py", "train", "sft", "--steps", "3", "--run-dir", str(run)]
+    (run / "job.json").write_text(json.dumps({"phase": "sft", "argv": recorded, "pid": 2 ** 22 + 3, "status": "stopped"}))
+    spawned = []
+    monkeypatch.setattr(jobs, "_spawn", lambda run_dir, argv, *rest: spawned.append(argv))
+    jobs.resume(jobs.Job(run))
+    assert spawned == [[*jobs.TRAINER, "sft", "--steps", "3", "--run-dir", str(run), "--resume"]]
+
+
+def test_log_tail_shows_what_a_progress_bar_left(tmp_path):
+    (tmp_path / "train.log").write_bytes(b"run: x\n 10%|#   | 1/10\r 20%|##  | 2/10\r\nlast line\n")
+    assert jobs.Job(tmp_path).log_tail(3) == ["run: x", " 20%|##  | 2/10", "last line"]
+
+
+@pytest.mark.skipif(os.environ.get("TINYLLM_TEST_TRAINER") != "real", reason="set TINYLLM_TEST_TRAINER=real")
+def test_real_trainer_job(tinyllm_home, tiny_checkpoint, tmp_path):
+    """The same flow against `tinyllm train sft` (about 10 s on a free CPU)."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"instruction": f"print line {i} of notes.txt",
+                                         "command": f"sed -n '{i}p' notes.txt"}) + "\n" for i in range(60)))
+    extra = ["--init", str(tiny_checkpoint), "--batch-size", "4", "--eval-every", "3"]
+    job = jobs.start("sft", [f"jsonl:{pairs}"], "nano", 6, extra)
+    job.wait(240)
+    assert job.status() == "finished", job.log_tail()
+    assert [s for s, _ in job.metrics.train_curve] == [1, 2, 3, 4, 5, 6]
+    assert [s for s, _ in job.metrics.val_curve] == [3, 6] and "exact_match" in job.metrics.last_eval
+    assert (job.run_dir / "checkpoint.tlm").is_file()

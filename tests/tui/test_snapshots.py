@@ -2,7 +2,6 @@
 timestamps are fixed here. Update with `pytest tests/tui/test_snapshots.py --snapshot-update`."""
 import itertools
 import json
-import os
 import sqlite3
 import time
 

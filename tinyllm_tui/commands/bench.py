@@ -64,7 +64,8 @@ def run_shell(args) -> int:
     if args.n < 1:
         raise EngineError("-n must be at least 1")
     socket = str(socket_path())
-    started = subprocess.run([*cli_command(), "serve", "--detach", "--socket", socket], capture_output=True, text=True)
+    started = subprocess.run([*cli_command(), "serve", "--detach", "--socket", socket],
+                             capture_output=True, text=True)
     if started.returncode != 0:
         raise EngineError(started.stderr.strip().removeprefix("tinyllm: ") or "the daemon did not start")
     try:

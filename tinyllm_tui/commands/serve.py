@@ -5,7 +5,7 @@ import sys
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="run the local daemon (Unix socket; the shell key binding starts it itself)")
+    p = subparsers.add_parser("serve", help="run the local daemon (the shell key binding starts it by itself)")
     p.add_argument("--model", help="checkpoint file (default: the active model, reloaded when it changes)")
     p.add_argument("--socket", help="Unix socket path (default: in the private runtime directory)")
     p.add_argument("--port", type=int, help="also answer HTTP on 127.0.0.1:PORT (any local user can reach it)")

@@ -7,7 +7,7 @@ from shell import SHELLS
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("shell-init", help="print the Ctrl-G key binding for bash or zsh (eval it in your rc file)",
+    p = subparsers.add_parser("shell-init", help="print the Ctrl-G key binding for bash or zsh (eval it in your rc)",
                               description='Add to ~/.bashrc or ~/.zshrc:  eval "$(tinyllm shell-init bash)"')
     p.add_argument("shell", choices=SHELLS)
     p.set_defaults(func=run)

@@ -21,7 +21,8 @@ checkpoint, **Resume** (*ctrl+r*) continues a stopped run.
 **u** runs a gated update: the model learns the accepted corrections and is kept only if it does not
 forget what it knew.
 
-**Models** — versions with their scores and provenance; *Enter* activates one, **b** rolls back.
+**Models** — versions with their scores and provenance; **a** (or *Enter*) activates one, **b** rolls
+back.
 
 **Everywhere** — *F2*–*F5* switch tabs, *ctrl+p* opens the command palette, *F1* this help,
 *ctrl+q* quits.

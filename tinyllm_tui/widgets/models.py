@@ -2,6 +2,8 @@
 
 Reading a version's metadata opens its checkpoint file, so the list is built in a worker thread.
 """
+from pathlib import PurePath
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,11 +18,26 @@ from ..messages import ActiveModelChanged
 ACTIVE_MARK = "● active"
 
 
-def scores_text(meta: dict) -> str:
-    scores = meta.get("eval") or {}
-    if not isinstance(scores, dict):
+def scores(meta: dict) -> dict:
+    value = meta.get("eval") or {}
+    return value if isinstance(value, dict) else {}
+
+
+def exact_match_text(meta: dict) -> str:
+    value = scores(meta).get("exact_match")
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
+def other_scores_text(meta: dict) -> str:
+    rest = {k: v for k, v in scores(meta).items() if k != "exact_match"}
+    return " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in rest.items()) or "–"
+
+
+def parent_text(parent) -> str:
+    """A parent is a version number or the checkpoint a run started from (its file name is enough here)."""
+    if parent is None:
         return "–"
-    return " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items()) or "–"
+    return f"v{parent}" if isinstance(parent, int) else PurePath(str(parent)).name
 
 
 def data_text(meta: dict) -> str:
@@ -30,7 +47,7 @@ def data_text(meta: dict) -> str:
 
 class ModelsPanel(Vertical):
     BINDINGS = [
-        Binding("enter", "activate", "Activate", tooltip="Make the selected version the active model",
+        Binding("a", "activate", "Activate", tooltip="Make the selected version the active model (or enter)",
                 id="activate"),
         Binding("b", "rollback", "Roll back", tooltip="Activate the version before the active one", id="rollback"),
     ]
@@ -40,12 +57,12 @@ class ModelsPanel(Vertical):
         yield DataTable(id="versions", cursor_type="row")
         yield Static("", id="models-note")
         with Horizontal(classes="buttons"):
-            yield Button("Activate", id="activate", compact=True, tooltip="Activate the selected version (enter)")
+            yield Button("Activate", id="activate", compact=True, tooltip="Activate the selected version (a or enter)")
             yield Button("Roll back", id="rollback", compact=True, tooltip="Activate the previous version (b)")
 
     def on_mount(self) -> None:
         self.query_one("#versions", DataTable).add_columns(
-            "", "version", "name", "eval", "parent", "data", "steps")
+            "", "version", "exact match", "steps", "parent", "data", "other scores", "name")
         self.refresh_data()
 
     @work(thread=True, exclusive=True, group="models", exit_on_error=False)
@@ -59,17 +76,16 @@ class ModelsPanel(Vertical):
         row = table.cursor_row
         table.clear()
         for v in versions:
-            parent = v.meta.get("parent")
-            table.add_row(ACTIVE_MARK if v.active else "", f"v{v.version}", str(v.meta.get("name", "")),
-                          scores_text(v.meta), "–" if parent is None else str(parent), data_text(v.meta),
-                          str(v.meta.get("steps", "–")), key=str(v.version))
+            table.add_row(ACTIVE_MARK if v.active else "", f"v{v.version}", exact_match_text(v.meta),
+                          str(v.meta.get("steps", "–")), parent_text(v.meta.get("parent")), data_text(v.meta),
+                          other_scores_text(v.meta), str(v.meta.get("name", "")), key=str(v.version))
         if versions:
             table.move_cursor(row=min(row, len(versions) - 1))
         if not versions:
             note = "No versions yet: train one in the Train tab, or `tinyllm models add FILE`."
         elif active is None:
             note = "No version active: the bundled default model answers." if BUNDLED_MODEL.is_file() else \
-                "No version active: activate one (enter)."
+                "No version active: activate one (a)."
         else:
             note = f"Active: v{active}. Suggestions use it; rolling back activates the version before it."
         self.query_one("#models-note", Static).update(note)

@@ -24,7 +24,7 @@ UPDATE_COMMAND = [sys.executable, "-m", "tinyllm_tui.cli", "update", "--json"]
 
 
 def when(seconds: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+    return time.strftime("%m-%d %H:%M", time.localtime(seconds))
 
 
 def delta(value) -> str:
@@ -38,8 +38,11 @@ def update_summary(result: dict) -> str:
     for key, label in (("new_delta", "new Δ"), ("base_delta", "base Δ")):
         if key in result:
             parts.append(f"{label} {delta(result[key])}")
-    if result.get("new_version") is not None:
-        parts.append(f"new version v{result['new_version']}")
+    version = result.get("version", result.get("new_version"))
+    if version is not None and decision == "accepted":
+        parts.append(f"v{version} now active")
+    if result.get("corrections"):
+        parts.append(f"corrections {', '.join(f'#{i}' for i in result['corrections'])}")
     if result.get("message"):
         parts.append(str(result["message"]))
     return " · ".join(parts)

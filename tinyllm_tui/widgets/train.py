@@ -3,6 +3,8 @@
 The panel polls the run directories on a 1 s timer (and only while it is shown): metrics are read
 incrementally by tinyllm_tui.jobs, so a burst of steps costs one redraw, not one per line.
 """
+import shlex
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -15,7 +17,7 @@ from .. import jobs
 
 PHASES = [("SFT (pairs)", "sft"), ("Pretrain (text)", "pretrain")]
 PRESETS = ["nano", "tiny", "small", "ref67m"]
-LOG_LINES = 4
+LOG_LINES = 3
 
 
 def clock_text(seconds) -> str:
@@ -35,13 +37,18 @@ def stats_text(job: jobs.Job, status: str) -> Text:
     def num(value, fmt):
         return format(value, fmt) if isinstance(value, (int, float)) else "–"
 
-    line1 = (f"{status.upper()} · step {done}/{total or '?'}{percent} · loss {num(step.get('loss'), '.3f')}"
-             f" · val {num(evaluation.get('val_loss'), '.3f')} · exact match {num(evaluation.get('exact_match'), '.2f')}")
-    line2 = (f"{num(step.get('tok_s'), ',.0f')} tok/s · lr {num(step.get('lr'), '.1e')}"
-             f" · elapsed {clock_text(step.get('elapsed'))} · ETA {clock_text(step.get('eta'))}"
-             f" · peak {num(step.get('peak_mem_mb'), ',.0f')} MB")
+    lines = [
+        f"{status.upper()} · step {done}/{total or '?'}{percent}",
+        f"loss {num(step.get('loss'), '.3f')} · val {num(evaluation.get('val_loss'), '.3f')}"
+        f" · exact match {num(evaluation.get('exact_match'), '.2f')}",
+        f"{num(step.get('tok_s'), ',.0f')} tok/s · lr {num(step.get('lr'), '.1e')}"
+        f" · peak {num(step.get('peak_mem_mb'), ',.0f')} MB",
+        f"elapsed {clock_text(step.get('elapsed'))} · ETA {clock_text(step.get('eta'))}",
+    ]
     end = job.metrics.end.get("message")
-    return Text("\n".join([line1, line2] + ([f"end: {end}"] if end and status != "running" else [])))
+    if end and status != "running":
+        lines[-1] += f" · {end}"
+    return Text("\n".join(lines))
 
 
 class TrainPanel(Horizontal):
@@ -66,12 +73,17 @@ class TrainPanel(Horizontal):
         data, preset, steps = self.defaults
         with Vertical(id="train-side"):
             yield Label("New run", classes="section")
-            yield Select(PHASES, value="sft", allow_blank=False, compact=True, id="phase")
-            yield Select([(p, p) for p in PRESETS], value=preset, allow_blank=False, compact=True, id="preset")
-            yield Input(str(steps), placeholder="steps", type="integer", compact=True, id="steps",
-                        tooltip="Optimizer steps")
-            yield Input(data, placeholder="data specs", compact=True, id="data",
-                        tooltip="Data specs, space separated: tldr nl2bash cli-pairs jsonl:PATH text:PATH man")
+            yield self._field("phase", Select(PHASES, value="sft", allow_blank=False, compact=True, id="phase",
+                                              tooltip="SFT learns request → command pairs; pretraining learns text"))
+            yield self._field("preset", Select([(p, p) for p in PRESETS], value=preset, allow_blank=False,
+                                               compact=True, id="preset", tooltip="Model size (new models only)"))
+            yield self._field("steps", Input(str(steps), type="integer", compact=True, id="steps",
+                                             tooltip="Optimizer steps"))
+            yield self._field("data", Input(data, compact=True, id="data",
+                                            tooltip="Data specs, space separated: tldr nl2bash cli-pairs "
+                                                    "jsonl:PATH (SFT); text:PATH man (pretraining)"))
+            yield self._field("more", Input("", placeholder="e.g. --init FILE", compact=True, id="extra",
+                                            tooltip="More trainer flags: --init CKPT --batch-size N --lr X ..."))
             with Horizontal(classes="buttons"):
                 yield Button("Start", id="start", compact=True, tooltip="Start a run (ctrl+s)")
                 yield Button("Stop", id="stop", compact=True, tooltip="Stop the selected run (ctrl+t)")
@@ -83,11 +95,14 @@ class TrainPanel(Horizontal):
             yield Static("No run selected: start one on the left.", id="train-stats")
             yield Static("", id="train-log")
 
+    @staticmethod
+    def _field(label: str, widget) -> Horizontal:
+        return Horizontal(Label(label, classes="field-label"), widget, classes="field")
+
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
         table.add_column("run", key="run")
         table.add_column("status", key="status")
-        table.add_column("step", key="step")
         self.set_interval(1.0, self.tick)
         self.tick()
 
@@ -112,13 +127,10 @@ class TrainPanel(Horizontal):
         table = self.query_one("#runs", DataTable)
         for name, job in self.jobs.items():
             status = job.status()
-            job.metrics.poll()
-            step = job.metrics.last_step.get("step", 0)
             if name not in table.rows:
-                table.add_row(name, status, str(step), key=name)
+                table.add_row(name, status, key=name)
             else:
                 table.update_cell(name, "status", status)
-                table.update_cell(name, "step", str(step))
         if self.selected:
             table.move_cursor(row=table.get_row_index(self.selected))
             self.draw(self.jobs[self.selected])
@@ -166,9 +178,14 @@ class TrainPanel(Horizontal):
         if not data or steps <= 0:
             self.notify("give at least one data spec and a positive number of steps", severity="error")
             return
+        try:
+            extra = shlex.split(self.query_one("#extra", Input).value)
+        except ValueError as e:
+            self.notify(f"more flags: {e}", severity="error")
+            return
         phase = self.query_one("#phase", Select).value
         preset = self.query_one("#preset", Select).value
-        job = jobs.start(phase, data, preset, steps, trainer=self.trainer)
+        job = jobs.start(phase, data, preset, steps, extra, trainer=self.trainer)
         self.jobs[job.name] = job
         self.selected, self.drawn_points = job.name, -1
         self.notify(f"started {job.name}", timeout=3)
