@@ -15,6 +15,7 @@ _DOWNLOADERS = {"curl", "wget", "fetch"}
 _DEVICE = r"/dev/(?:sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|disk\d|md\d|dm-\d|mapper/|loop\d|rdisk\d)"
 _SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "home", "lib", "lib64", "opt", "proc", "root", "sbin", "srv",
                 "sys", "usr", "var", "Users", "System", "Library", "Applications", "Volumes", "mnt", "media"}
+_WORLD_WRITABLE = {"777", "0777", "a+rwx", "ugo+rwx", "a=rwx"}
 _FIND_FILTERS = {"-name", "-iname", "-path", "-ipath", "-regex", "-iregex", "-newer", "-mtime", "-mmin",
                  "-size", "-empty"}
 _SEPARATORS = {";", "&&", "||", "&", "|", "\n", "|&"}
@@ -133,7 +134,7 @@ def _simple_reason(words: list[str]) -> str | None:
     if program in {"chmod", "chown", "chgrp"}:
         recursive = "-R" in options or "--recursive" in options or any(
             not o.startswith("--") and "R" in o for o in options)
-        if program == "chmod" and recursive and any(m in {"777", "0777", "a+rwx", "ugo+rwx", "a=rwx"} for m in operands):
+        if program == "chmod" and recursive and any(m in _WORLD_WRITABLE for m in operands):
             return "makes a whole tree writable by everyone (chmod -R 777)"
         targets = operands[1:]
         if recursive and any(_is_broad(t) for t in targets):

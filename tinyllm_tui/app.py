@@ -51,8 +51,8 @@ class Settings:
         except (OSError, tomllib.TOMLDecodeError) as e:
             log.warning("ignoring %s: %s", path, e)
             return cls()
-        known = {f.name: f.type for f in fields(cls)}
-        for key in set(values) - set(known):
+        known = {f.name for f in fields(cls)}
+        for key in set(values) - known:
             log.warning("%s: unknown setting %r ignored", path, key)
         return cls(**{k: v for k, v in values.items() if k in known})
 

@@ -176,7 +176,7 @@ def _spawn(run_dir: Path, argv: list[str], phase: str, total_steps) -> Job:
     with open(run_dir / "train.log", "ab") as log:
         # Own session: a ctrl+c or crash in the app does not reach the job.
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True, cwd=os.getcwd())
+                                   start_new_session=True)
     # The trainer rewrites job.json as it goes; this version lets a reopened app find the job at once.
     info = Job(run_dir).info()
     info.update({"phase": phase, "argv": argv, "pid": process.pid, "status": "running", "total_steps": total_steps})

@@ -129,3 +129,14 @@ def test_concurrent_updates_create_one_version(store):
     assert store.versions() == [1, 2] and store.active_version() == 2
     assert FeedbackStore().get(id).learned_version == 2
     assert sorted(r.decision for r in FeedbackStore().updates()) == ["accepted", "nothing-to-learn"]
+
+
+def test_update_from_the_bundled_model_keeps_it_for_rollback(tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr("engine.store.BUNDLED_MODEL", tiny_checkpoint)
+    accepted("show hidden files", "ls -a")
+    result = run_update(UpdateConfig(steps=30))
+
+    store = ModelStore()
+    assert result.decision == "accepted" and (result.parent_version, result.version) == (1, 2)
+    assert store.path(1).read_bytes() == tiny_checkpoint.read_bytes() and store.active_version() == 2
+    assert store.previous_version() == 1

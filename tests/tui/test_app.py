@@ -8,7 +8,10 @@ from textual_plotext import PlotextPlot
 from engine.feedback import FeedbackStore
 from engine.store import ModelStore
 from tinyllm_tui.app import Settings, TinyLLMApp
-from tinyllm_tui.widgets.suggest import CandidateItem, SuggestPanel
+from tinyllm_tui.widgets.help import HelpScreen
+from tinyllm_tui.widgets.models import ModelsPanel
+from tinyllm_tui.widgets.review import ReviewPanel
+from tinyllm_tui.widgets.suggest import CandidateItem, CandidateList, SuggestPanel
 from tinyllm_tui.widgets.train import TrainPanel
 
 FAKE_TRAINER = [sys.executable, str(Path(__file__).with_name("fake_trainer.py"))]
@@ -47,6 +50,9 @@ async def test_suggest_streams_candidates_best_first(tiny_checkpoint):
         status = str(app.query_one("#suggest-status").render())
         assert "3 candidates in" in status and " ms" in status
         await ask(app, pilot, "show disk usage")
+        await pilot.pause()
+        shown = [item.command for item in app.query(CandidateItem)]
+        assert shown[0] == "df -h" and shown == [item.command for item in panel.candidate_items]
         assert [s.request for s in panel.history] == ["list files", "show disk usage"]
         assert all(s.elapsed_ms and s.elapsed_ms > 0 for s in panel.history)
 
@@ -238,7 +244,11 @@ async def test_palette_help_and_tab_keys(tinyllm_home):
         await pilot.press("enter")
         await pilot.pause()
         assert tabs.active == "models"
-        for binding in [*app.BINDINGS, *SuggestPanel.BINDINGS]:
+        await app.run_action("panel('train', 'stop_job')")  # a panel's action from the palette
+        await pilot.pause()
+        assert tabs.active == "train"
+        panels = [SuggestPanel, CandidateList, TrainPanel, ReviewPanel, ModelsPanel, HelpScreen]
+        for binding in [*app.BINDINGS, *(b for panel in panels for b in panel.BINDINGS)]:
             assert binding.description and binding.tooltip
 
 

@@ -94,7 +94,8 @@ def test_resume_runs_the_trainer_program_not_the_recorded_argv0(tmp_path, monkey
     run = tmp_path / "sft-2"
     run.mkdir()
     recorded = ["/somewhere/tinyllm_tui/cli.py", "train", "sft", "--steps", "3", "--run-dir", str(run)]
-    (run / "job.json").write_text(json.dumps({"phase": "sft", "argv": recorded, "pid": 2 ** 22 + 3, "status": "stopped"}))
+    info = {"phase": "sft", "argv": recorded, "pid": 2 ** 22 + 3, "status": "stopped"}
+    (run / "job.json").write_text(json.dumps(info))
     spawned = []
     monkeypatch.setattr(jobs, "_spawn", lambda run_dir, argv, *rest: spawned.append(argv))
     jobs.resume(jobs.Job(run))

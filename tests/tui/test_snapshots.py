@@ -36,18 +36,31 @@ async def settle(pilot):
     await pilot.pause()
 
 
-def test_suggest_tab(snap_compare, tiny_checkpoint, monkeypatch):
+class ScriptedEngine:
+    """Stands in for the model: the tiny test model is retrained per session and its runners-up vary."""
+
+    def beam_search(self, requests, width, n, max_new_tokens):
+        final = {"list files": [Candidate("ls -la", -0.01), Candidate("ls -l", -0.84), Candidate("ls", -1.32)],
+                 "show disk usage": [Candidate("df -h", -0.02), Candidate("du -sh .", -1.1)]}[requests[0]]
+        yield [[Candidate(c.command[:2], c.score) for c in final[:1]]]
+        yield [final]
+
+
+def test_suggest_tab(snap_compare, monkeypatch):
     monkeypatch.setattr(suggest, "clock", itertools.count(0, 0.042).__next__)  # every suggestion "takes" 42 ms
 
     async def run_before(pilot):
         await settle(pilot)
-        pilot.app.query_one("#request", Input).value = "list files"
-        await pilot.press("enter")
-        await settle(pilot)
+        pilot.app.query_one(SuggestPanel).set_engine(ScriptedEngine(), "tiny.tlm")
+        pilot.app.sub_title = "model tiny.tlm"
+        for request in ("show disk usage", "list files"):
+            pilot.app.query_one("#request", Input).value = request
+            await pilot.press("enter")
+            await settle(pilot)
         await pilot.press("down")
         await settle(pilot)
 
-    assert snap_compare(TinyLLMApp(model_path=tiny_checkpoint), run_before=run_before)
+    assert snap_compare(TinyLLMApp(), run_before=run_before)
 
 
 def test_suggest_destructive_badge(snap_compare):
@@ -71,7 +84,8 @@ def test_train_tab(snap_compare, tinyllm_home):
     run.mkdir(parents=True)
     (run / "job.json").write_text(json.dumps({"phase": "sft", "argv": ["tinyllm", "train", "sft"], "pid": 2 ** 22 + 7,
                                               "started": FIXED_TIME, "status": "finished", "total_steps": 60}))
-    events = [{"event": "start", "time": FIXED_TIME, "phase": "sft", "total_steps": 60, "params": 1234, "preset": "nano"}]
+    events = [{"event": "start", "time": FIXED_TIME, "phase": "sft", "total_steps": 60, "params": 1234,
+               "preset": "nano"}]
     for step in range(1, 61):
         events.append({"event": "step", "step": step, "total_steps": 60, "loss": 4.0 / step ** 0.5, "lr": 3e-4,
                        "tok_s": 5120.0, "elapsed": step * 1.5, "eta": (60 - step) * 1.5, "peak_mem_mb": 310.0,
@@ -102,7 +116,7 @@ def test_review_tab(snap_compare, tinyllm_home):
 
 def test_models_tab(snap_compare, tiny_model, tiny_tokenizer, tmp_path):
     store = ModelStore()
-    for version, (parent, score) in enumerate([(None, 0.62), (1, 0.71)], 1):
+    for version, (parent, score) in enumerate([("base.tlm", 0.62), ({"version": 1, "path": "x"}, 0.71)], 1):
         meta = {"name": f"sft-{version}", "steps": 200 * version, "data": ["cli-pairs", "tldr"],
                 "eval": {"exact_match": score}, "parent": parent}
         store.add(save_checkpoint(tmp_path / f"m{version}.tlm", tiny_model, tiny_tokenizer, meta), activate=True)

@@ -17,8 +17,8 @@ def register(subparsers) -> None:
                    help='print {"decision", "new_delta", "base_delta", "version", "corrections"}')
     p.add_argument("--steps", type=int, help="fine-tuning steps (60)")
     p.add_argument("--lr", type=float, help="peak learning rate (0.001)")
-    p.add_argument("--anchor", type=float, help="L2-SP pull toward the starting weights; 0 = off (0.01)")
-    p.add_argument("--replay", type=int, help="old pairs replayed per correction (8)")
+    p.add_argument("--anchor", type=float, help="L2-SP pull toward the starting weights; 0 = off (0.03)")
+    p.add_argument("--replay", type=int, help="old pairs replayed per correction (16)")
     p.add_argument("--seed", type=int, help="seed for sampling and training (0)")
     p.set_defaults(func=run)
 

@@ -34,7 +34,10 @@ def other_scores_text(meta: dict) -> str:
 
 
 def parent_text(parent) -> str:
-    """A parent is a version number or the checkpoint a run started from (its file name is enough here)."""
+    """The model a version grew from. Writers differ: the trainer's --init path, a gated update's
+    {"version", "path"}, or a bare version number; a file name is enough to show either way."""
+    if isinstance(parent, dict):
+        parent = parent.get("version", parent.get("path"))
     if parent is None:
         return "–"
     return f"v{parent}" if isinstance(parent, int) else PurePath(str(parent)).name

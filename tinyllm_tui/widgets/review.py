@@ -55,6 +55,8 @@ class ReviewPanel(Vertical):
         Binding("e", "edit", "Edit", tooltip="Edit the selected correction's command", id="edit"),
         Binding("u", "run_update", "Update", tooltip="Run a gated update on the accepted corrections",
                 id="run-update"),
+        Binding("escape", "cancel_edit", "Cancel", show=False, tooltip="Stop editing; keep the correction as it was",
+                id="cancel-review-edit"),
     ]
 
     def __init__(self, update_command: list[str] | None = None, **kwargs) -> None:
@@ -155,7 +157,7 @@ class ReviewPanel(Vertical):
         self.refresh_data()
         self.query_one("#corrections").focus()
 
-    def key_escape(self) -> None:
+    def action_cancel_edit(self) -> None:
         if self.editing is not None:
             self.query_one("#review-edit", Input).add_class("hidden")
             self.editing = None

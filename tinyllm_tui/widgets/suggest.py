@@ -50,7 +50,8 @@ class CandidateItem(ListItem):
 
     def compose(self) -> ComposeResult:
         yield Static(candidate_text(self.rank, self.command, self.score), id="candidate-text")
-        yield Input(id="candidate-edit", compact=True, classes="hidden")
+        # No select-on-focus: a correction is usually a small change to the command, not a new one.
+        yield Input(id="candidate-edit", compact=True, select_on_focus=False, classes="hidden")
 
     def show(self, command: str, score: float) -> None:
         self.command, self.score = command, score
@@ -60,11 +61,14 @@ class CandidateItem(ListItem):
     def start_edit(self) -> None:
         editor = self.query_one("#candidate-edit", Input)
         editor.value = self.command
+        editor.cursor_position = len(self.command)
+        self.query_one("#candidate-text").add_class("hidden")
         editor.remove_class("hidden")
         editor.focus()
 
     def end_edit(self) -> None:
         self.query_one("#candidate-edit", Input).add_class("hidden")
+        self.query_one("#candidate-text").remove_class("hidden")
 
 
 class CandidateList(ListView):
@@ -101,6 +105,7 @@ class SuggestPanel(Vertical):
         self.max_new_tokens = max_new_tokens
         self.history: list[Suggestion] = []
         self.current: Suggestion | None = None
+        self.candidate_items: list[CandidateItem] = []
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Describe a command, e.g. list files  (Enter)", id="request")
@@ -180,15 +185,19 @@ class SuggestPanel(Vertical):
         return next((s for s in self.history if s.request_id == request_id), None)
 
     def _show_candidates(self, candidates: list) -> None:
+        # Rows are kept in our own list: removal from the DOM completes later, so a query right after
+        # a removal would still return the rows on their way out.
         view = self.query_one("#candidates", CandidateList)
-        items = list(view.query(CandidateItem))
-        for extra in items[len(candidates):]:
+        for extra in self.candidate_items[len(candidates):]:
             extra.remove()
+        del self.candidate_items[len(candidates):]
         for rank, candidate in enumerate(candidates, 1):
-            if rank <= len(items):
-                items[rank - 1].show(candidate.command, candidate.score)
+            if rank <= len(self.candidate_items):
+                self.candidate_items[rank - 1].show(candidate.command, candidate.score)
             else:
-                view.append(CandidateItem(rank, candidate.command, candidate.score))
+                item = CandidateItem(rank, candidate.command, candidate.score)
+                self.candidate_items.append(item)
+                view.append(item)
         if candidates and view.index is None:
             view.index = 0
 
