@@ -1,6 +1,8 @@
 import pytest
 
 from tests.shell.daemon import make_home, remove_home
+from tests.shell.scenario import start_shell
+from tests.shell.tmux import require
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +23,23 @@ def short_dir():
     path = Path(tempfile.mkdtemp(prefix="tl-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def shell_fixture(name: str, argv: list[str]):
+    """A fixture that starts `name` (argv) in tmux with a script, and closes every terminal it opened."""
+
+    @pytest.fixture
+    def start_terminals(tmp_path, shell_home):
+        require("tmux", name, "curl")
+        opened = []
+
+        def start(script: str, **env):
+            terminal = start_shell(name, argv, script, tmp_path, shell_home, env)
+            opened.append(terminal)
+            return terminal
+
+        yield start
+        for terminal in opened:
+            terminal.close()
+
+    return start_terminals

@@ -7,26 +7,15 @@ import pytest
 from shell import init_script
 from shell.client import health
 from tests.shell.daemon import socket_of, stop_daemon
-from tests.shell.scenario import daemon_script, failing_cli, key_bindings, run_keypress_scenario, start_shell
+from tests.shell.scenario import daemon_script, failing_cli, key_bindings, run_keypress_scenario
+from tests.shell.conftest import shell_fixture
 from tests.shell.tmux import require
 from tinyllm_tui.cli import main
 
 BASH = ["bash", "--norc", "--noprofile"]
 
 
-@pytest.fixture
-def bash(tmp_path, shell_home):
-    require("tmux", "bash", "curl")
-    opened = []
-
-    def start(script: str, **env):
-        terminal = start_shell("bash", BASH, script, tmp_path, shell_home, env)
-        opened.append(terminal)
-        return terminal
-
-    yield start
-    for terminal in opened:
-        terminal.close()
+bash = shell_fixture("bash", BASH)
 
 
 def test_key_suggests_cycles_and_records_what_runs(bash, shell_home):

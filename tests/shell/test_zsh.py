@@ -5,26 +5,15 @@ import pytest
 
 from shell import init_script
 from tests.shell.daemon import stop_daemon
-from tests.shell.scenario import daemon_script, failing_cli, key_bindings, run_keypress_scenario, start_shell
+from tests.shell.scenario import daemon_script, failing_cli, key_bindings, run_keypress_scenario
+from tests.shell.conftest import shell_fixture
 from tests.shell.tmux import require
 from tinyllm_tui.cli import main
 
 ZSH = ["zsh", "-f"]
 
 
-@pytest.fixture
-def zsh(tmp_path, shell_home):
-    require("tmux", "zsh", "curl")
-    opened = []
-
-    def start(script: str, **env):
-        terminal = start_shell("zsh", ZSH, script, tmp_path, shell_home, env)
-        opened.append(terminal)
-        return terminal
-
-    yield start
-    for terminal in opened:
-        terminal.close()
+zsh = shell_fixture("zsh", ZSH)
 
 
 def test_key_suggests_cycles_and_records_what_runs(zsh, shell_home):

@@ -2,7 +2,6 @@
 import threading
 
 import pytest
-import torch
 
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.feedback import FeedbackStore
@@ -13,15 +12,6 @@ from training.continual import UpdateConfig, run_update
 
 # Anchoring off, a learning rate 50x the default and no replay: the model forgets its base pairs.
 FORGETFUL = UpdateConfig(anchor=0.0, lr=0.05, replay=0)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    """Set before the session's tiny model trains: on shared cores two threads ran 20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

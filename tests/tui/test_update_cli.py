@@ -8,7 +8,6 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import torch
 
 from engine.feedback import FeedbackStore
 from engine.store import ModelStore
@@ -19,20 +18,11 @@ KEYS = {"decision", "new_delta", "base_delta", "version", "corrections"}
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    """Set before the session's tiny model trains: on shared cores two threads ran 20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def tinyllm(tiny_checkpoint, monkeypatch, capsys):
     """`tinyllm update ...` in-process, with the tiny model active; returns (exit code, stdout, stderr)."""
     monkeypatch.setattr(cli, "COMMANDS", ["update"])
-    monkeypatch.setattr(update, "setup_torch", lambda: None)  # keep the one thread set above
+    monkeypatch.setattr(update, "setup_torch", lambda: None)  # keep the one thread conftest set
     ModelStore().add(tiny_checkpoint, activate=True)
 
     def run(*argv):
