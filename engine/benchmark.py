@@ -55,4 +55,6 @@ def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs
         "p50_ms": round(statistics.median(cached_ms), 2),
         "p95_ms": round(cached_ms[min(len(cached_ms) - 1, int(0.95 * len(cached_ms)))], 2),
         "new_tokens": new_tokens,
+        "prompt_tokens": prompt_tokens,
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
     }

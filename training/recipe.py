@@ -2,11 +2,13 @@
 hyperparameter of each phase. `run_recipe` runs its phases in order inside one directory and skips
 those already finished, so running it again after a stop (or a crash) resumes where it was.
 
+    <run_dir>/val.jsonl         the validation split (never trained on)
     <run_dir>/tokenizer.model   shared by every phase
     <run_dir>/pretrain/         a RunDir (optional phase)
     <run_dir>/sft/              a RunDir
     <run_dir>/model.tlm         the exported model (weights in the recipe's export dtype)
 """
+import json
 import logging
 import tomllib
 from pathlib import Path
@@ -14,12 +16,12 @@ from pathlib import Path
 import torch
 
 from engine import paths
-from engine.atomic import write_bytes_atomic
+from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.checkpoint import load_checkpoint, save_checkpoint
 
 from .data.sources import default_data_dir, load_texts
 from .errors import TrainingError
-from .pipeline import ModelChoice, PairData, read_split, run_pretrain, run_sft, tokenizer_texts
+from .pipeline import ModelChoice, PairData, as_dicts, read_split, run_pretrain, run_sft, tokenizer_texts
 from .run_dir import RunDir
 from .tokenizer_train import train_tokenizer
 from .trainer import TrainConfig
@@ -65,6 +67,10 @@ def run_recipe(path, run_dir=None) -> Path:
                     augment=sft.get("augment", 4), seed=sft.get("seed", 0))
     pretrain = recipe.get("pretrain")
 
+    val_file = root / "val.jsonl"
+    if not val_file.is_file():  # the validation split, for `tinyllm eval --data` and the model card
+        _, val_pairs = read_split(data)
+        write_text_atomic(val_file, "".join(json.dumps(pair) + "\n" for pair in as_dicts(val_pairs)))
     tokenizer_file = root / "tokenizer.model"
     if not tokenizer_file.is_file():
         train_pairs, _ = read_split(data)  # the tokenizer never sees validation pairs

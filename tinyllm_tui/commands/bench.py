@@ -9,6 +9,8 @@ def register(subparsers) -> None:
     source.add_argument("--preset", help="a randomly initialised model of this preset")
     source.add_argument("--model", help="checkpoint file (default: the active model)")
     decode.add_argument("--new-tokens", type=int, default=24)
+    decode.add_argument("--prompt-tokens", type=int, default=16)
+    decode.add_argument("--dtype", choices=["float32", "bfloat16"], help="default: what the engine uses here")
     decode.add_argument("--runs", type=int, default=20)
     decode.add_argument("--json", action="store_true")
     decode.set_defaults(func=run_decode)
@@ -30,6 +32,7 @@ def run_decode(args) -> int:
 
     from engine.benchmark import bench_decode
     from engine.checkpoint import load_checkpoint
+    from engine.generate import inference_dtype
     from engine.model import GPT, preset
 
     from .common import model_path
@@ -40,7 +43,8 @@ def run_decode(args) -> int:
         model = GPT(preset(args.preset))
     else:
         model = load_checkpoint(model_path(args.model)).model
-    result = bench_decode(model, new_tokens=args.new_tokens, runs=args.runs)
+    model = model.to(getattr(torch, args.dtype) if args.dtype else inference_dtype())
+    result = bench_decode(model, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, runs=args.runs)
     if args.json:
         print_json(result)
     else:
