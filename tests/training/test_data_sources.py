@@ -157,6 +157,19 @@ def test_man_pages_absent_and_rendered(tmp_path):
     assert len(pages) == 1 and "print a greeting" in pages[0] and "\b" not in pages[0]
 
 
+def test_man_page_limit_samples_across_the_alphabet(tmp_path, monkeypatch):
+    if not (shutil.which("man") or shutil.which("groff")):
+        pytest.skip("neither man nor groff installed")
+    monkeypatch.setattr("training.data.text.MAN_ROOT", tmp_path)
+    (tmp_path / "man1").mkdir()
+    for name in "abcd":
+        (tmp_path / "man1" / f"{name}.1").write_text(f".TH {name.upper()} 1\n.SH NAME\n{name}tool \\- does {name}\n")
+    pages = list(man_pages(root=tmp_path, limit=2))
+    assert len(pages) == 2 and "atool" in pages[0] and "ctool" in pages[1]
+    with pytest.raises(TrainingError, match="must be a number"):
+        load_texts("man:1:lots")
+
+
 def test_hf_streaming_on_local_json(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": f"document {i}"}) + "\n" for i in range(5)))

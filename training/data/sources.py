@@ -2,8 +2,8 @@
 
 Pair sources ("KIND" or "KIND:PATH"): tldr, nl2bash, cli-pairs, jsonl. Without a path the kind's folder
 under the default data directory is used (jsonl needs a path).
-Text sources: "text:PATH" (txt/md files or .jsonl with a "text" field), "man" or "man:1,8" (this
-machine's man pages, by section), "hf:NAME" or "hf:NAME:CONFIG" (a Hugging Face dataset, streamed).
+Text sources: "text:PATH" (txt/md files or .jsonl with a "text" field), "man", "man:1,8" or
+"man:1,8:2000" (this machine's man pages, by section, optionally an even sample of 2000), "hf:NAME" or "hf:NAME:CONFIG" (a Hugging Face dataset, streamed).
 
 The default data directory is $TINYLLM_DATA, else `shared/data` beside the repository (the layout of a
 development checkout: ../shared/data from the project root).
@@ -64,13 +64,16 @@ def load_pairs(spec: str, skipped: Counter | None = None) -> Iterator[Pair]:
 
 
 def load_texts(spec: str, skipped: Counter | None = None) -> Iterator[str]:
-    """Documents from one text source named like "text:/path", "man", "man:1,8", "hf:NAME[:CONFIG]"."""
+    """Documents from one text source named like "text:/path", "man", "man:1,8[:LIMIT]", "hf:NAME[:CONFIG]"."""
     kind, arg = _kind_and_path(spec)
     if kind == "text" and arg:
         return read_text_files(arg, skipped=skipped)
     if kind == "man":
-        sections = tuple(s.strip() for s in arg.split(",") if s.strip()) or ("1", "8")
-        return man_pages(sections, skipped=skipped)
+        section_list, _, limit = arg.partition(":")
+        sections = tuple(s.strip() for s in section_list.split(",") if s.strip()) or ("1", "8")
+        if limit and not limit.isdigit():
+            raise TrainingError(f"man page limit must be a number, not {limit!r} (e.g. man:1,8:2000)")
+        return man_pages(sections, limit=int(limit) if limit else None, skipped=skipped)
     if kind == "hf" and arg:
         name, _, config = arg.partition(":")
         return hf_texts(name, config or None)

@@ -127,8 +127,11 @@ def man_pages(sections=("1", "8"), root: Path = MAN_ROOT, limit: int | None = No
     if not files or command is None:
         report_skipped(Path(root), 1, skipped, "man page sources (none found, or neither man nor groff installed)")
         return
+    if limit is not None and limit < len(files):
+        # An even spread over the alphabet, not the first `limit` pages (all "a..." tools).
+        files = [files[i * len(files) // limit] for i in range(limit)]
     bad = 0
-    for path in files[:limit]:
+    for path in files:
         if text := render_man_page(path, command):
             yield text
         else:
