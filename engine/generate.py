@@ -7,15 +7,14 @@ command (temperature / top-k / top-p) and yields its text as it grows.
 """
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import torch
 
 from .checkpoint import load_checkpoint
+from .cpu import inference_dtype
 from .model import GPT
 from .tokenizer import MAX_REQUEST_CHARS, Tokenizer, clean_text, normalize_request
 
@@ -37,19 +36,11 @@ class DecodeOptions:
     length_alpha: float = 0.7  # score = logprob / length**alpha; 0 = raw sum (favours short output)
     no_repeat_ngram: int = 0  # block any token n-gram from appearing twice in a command (0 = off)
 
-
-def inference_dtype() -> torch.dtype:
-    """bf16 on CPUs that compute it natively: decoding reads every weight once per token, so half
-    the bytes is nearly half the time (and the bundled weights are bf16 already).
-    TINYLLM_DTYPE=float32 overrides."""
-    choice = os.environ.get("TINYLLM_DTYPE", "")
-    if choice:
-        return torch.float32 if choice in ("float32", "fp32") else torch.bfloat16
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return torch.float32
-    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+    @classmethod
+    def from_meta(cls, meta: dict) -> "DecodeOptions":
+        """The decoding a checkpoint was tuned for (its recipe's [decode] section), else the defaults."""
+        known = {k: v for k, v in (meta.get("decode") or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
 
 
 class Engine:
@@ -68,7 +59,7 @@ class Engine:
     def from_checkpoint(cls, path, options: DecodeOptions | None = None, dtype: torch.dtype | None = None) -> "Engine":
         checkpoint = load_checkpoint(path)
         model = checkpoint.model.to(dtype or inference_dtype())
-        return cls(model, checkpoint.tokenizer, name=str(path), options=options)
+        return cls(model, checkpoint.tokenizer, name=str(path), options=options or DecodeOptions.from_meta(checkpoint.meta))
 
     # -- prompts -------------------------------------------------------------------------------
     def prompt_ids(self, request: str | bytes, max_new_tokens: int) -> list[int]:

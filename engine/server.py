@@ -32,9 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import torch
-
 from . import paths
+from .cpu import configure_torch
 from .errors import EngineError
 from .feedback import FeedbackStore
 from .generate import Engine, timed_suggest
@@ -520,8 +519,7 @@ def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.Pat
     Returns False at once when another daemon already serves `socket_path`. `on_ready()` is called
     once the model is loaded and the socket accepts requests.
     """
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    torch.set_flush_denormal(True)  # denormals slow fp32 matmuls on CPU several times
+    configure_torch()
     socket_path = Path(socket_path) if socket_path else paths.socket_path()
     socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if model_path and not Path(model_path).is_file():

@@ -50,7 +50,7 @@ def as_pair(example) -> Pair:
 
 
 def predict(engine: Engine, requests: list[str], n: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
-            progress: bool = False) -> list[list[str]]:
+            progress: bool = False, width: int | None = None) -> list[list[str]]:
     """The top-n commands for each request, in input order."""
     from tqdm import tqdm
 
@@ -62,7 +62,7 @@ def predict(engine: Engine, requests: list[str], n: int = 1, batch_size: int = D
               desc="eval") as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            results = engine.suggest_batch([requests[i] for i in batch], n=n)
+            results = engine.suggest_batch([requests[i] for i in batch], n=n, width=width)
             for i, candidates in zip(batch, results):
                 predictions[i] = [c.command for c in candidates]
             bar.update(len(batch))
@@ -70,13 +70,14 @@ def predict(engine: Engine, requests: list[str], n: int = 1, batch_size: int = D
 
 
 def evaluate(engine: Engine, pairs, n: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
-             progress: bool = False) -> EvalResult:
-    """Score `engine` on `pairs` (Pair objects or dicts with 'instruction' and 'command')."""
+             progress: bool = False, width: int | None = None) -> EvalResult:
+    """Score `engine` on `pairs` (Pair objects or dicts with 'instruction' and 'command').
+    `width` is the beam width (default n; 1 with n=1 is greedy decoding)."""
     pairs = [as_pair(p) for p in pairs]
     if not pairs:
         raise TrainingError("no examples to evaluate")
     started = time.perf_counter()
-    predictions = predict(engine, [p.instruction for p in pairs], n, batch_size, progress)
+    predictions = predict(engine, [p.instruction for p in pairs], n, batch_size, progress, width)
     seconds = time.perf_counter() - started
     count = len(pairs)
     return EvalResult(

@@ -18,6 +18,7 @@ import torch
 from engine import paths
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.generate import DecodeOptions
 
 from .data.sources import default_data_dir, load_texts
 from .errors import TrainingError
@@ -45,6 +46,9 @@ def load_recipe(path) -> dict:
         unknown = set(recipe.get(phase, {})) - LOOP_KEYS - {"data", "text", "augment", "val_fraction"}
         if unknown:
             raise TrainingError(f"{path}: unknown keys in [{phase}]: {', '.join(sorted(unknown))}")
+    unknown = set(recipe.get("decode", {})) - set(DecodeOptions.__dataclass_fields__)
+    if unknown:
+        raise TrainingError(f"{path}: unknown keys in [decode]: {', '.join(sorted(unknown))}")
     return recipe
 
 
@@ -100,7 +104,8 @@ def run_recipe(path, run_dir=None) -> Path:
     export = recipe.get("export", {})
     dtype = getattr(torch, export.get("dtype", "bfloat16"))
     final = load_checkpoint(run.checkpoint)
-    meta = {**final.meta, "name": name, "recipe": Path(path).name, "recipe_text": Path(path).read_text()}
+    meta = {**final.meta, "name": name, "recipe": Path(path).name, "recipe_text": Path(path).read_text(),
+            "decode": recipe.get("decode", {})}
     if pretrain:
         pre = load_checkpoint(root / "pretrain" / "checkpoint.tlm").meta
         meta["pretrain"] = {k: pre.get(k) for k in ("data", "steps", "tokens", "train_seconds", "eval")}

@@ -32,7 +32,7 @@ def run_decode(args) -> int:
 
     from engine.benchmark import bench_decode
     from engine.checkpoint import load_checkpoint
-    from engine.generate import inference_dtype
+    from engine.cpu import inference_dtype
     from engine.model import GPT, preset
 
     from .common import model_path

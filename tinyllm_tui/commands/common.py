@@ -16,14 +16,6 @@ def model_path(path: str | None):
 
 
 def setup_torch() -> None:
-    """CPU settings every command that runs a model wants (see README: denormals slow fp32 3-4x)."""
-    import torch
+    from engine.cpu import configure_torch
 
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(min(torch.get_num_threads(), 2) if _few_cores() else torch.get_num_threads())
-
-
-def _few_cores() -> bool:
-    import os
-
-    return (os.cpu_count() or 1) <= 2
+    configure_torch()

@@ -15,6 +15,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="write {instruction, command, predictions} per example, in input order")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument("--beam", type=int, help="beam width (default: -n; 1 is greedy)")
+    p.add_argument("--length-alpha", type=float, help="length normalisation of beam scores (default: the model's)")
+    p.add_argument("--no-repeat-ngram", type=int, help="block repeated token n-grams (default: the model's)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run)
 
@@ -35,13 +38,19 @@ def run(args) -> int:
     setup_torch()
     path = model_path(args.model)
     engine = Engine.from_checkpoint(path)
+    for option in ("length_alpha", "no_repeat_ngram"):
+        if getattr(args, option) is not None:
+            setattr(engine.options, option, getattr(args, option))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress)
+    result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress,
+                      width=max(args.n, args.beam or args.n))
     if args.out:
         write_predictions(args.out, pairs, result.predictions)
     if args.json:
         print_json({**result.to_dict(), "top_n": args.n, "skipped": skipped, "seconds": round(result.seconds, 2),
-                    "model": str(path)})
+                    "model": str(path), "decode": {"beam": max(args.n, args.beam or args.n),
+                                                   "length_alpha": engine.options.length_alpha,
+                                                   "no_repeat_ngram": engine.options.no_repeat_ngram}})
     else:
         rows = [("examples", f"{result.n}" + (f" ({skipped} malformed lines skipped)" if skipped else "")),
                 ("exact match", f"{result.exact_match:.4f}"),
