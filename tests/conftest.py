@@ -64,3 +64,9 @@ def tiny_checkpoint(tiny_model, tiny_tokenizer, tmp_path_factory):
     base = [{"instruction": r, "command": c} for r, c in PAIRS]
     return save_checkpoint(path, tiny_model, tiny_tokenizer,
                            {"name": "tiny-test", "steps": 200, "base_eval_set": base, "train_pairs_sample": base})
+
+
+@pytest.fixture
+def no_bundled_model(monkeypatch, tmp_path):
+    """As if the package shipped no default model (what a user with none of their own would meet)."""
+    monkeypatch.setattr("engine.store.BUNDLED_MODEL", tmp_path / "no-bundled-model.tlm")

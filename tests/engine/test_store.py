@@ -34,13 +34,16 @@ def test_refuses_broken_files_and_bad_versions(tiny_checkpoint, tmp_path):
     assert store.active_version() == version
 
 
-def test_active_path_falls_back_to_the_bundled_model():
+def test_active_path_falls_back_to_the_bundled_model(tiny_checkpoint):
     store = ModelStore()
-    if BUNDLED_MODEL.is_file():
-        assert store.active_path() == BUNDLED_MODEL
-    else:
-        with pytest.raises(EngineError, match="no model yet"):
-            store.active_path()
+    assert store.active_path() == BUNDLED_MODEL
+    store.activate(store.add(tiny_checkpoint))
+    assert store.active_path() == store.path(1)
+
+
+def test_no_model_at_all_is_a_clear_error(no_bundled_model):
+    with pytest.raises(EngineError, match="no model yet"):
+        ModelStore().active_path()
 
 
 def test_store_lives_under_tinyllm_home(tinyllm_home):

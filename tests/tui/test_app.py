@@ -85,7 +85,7 @@ async def test_copy_and_correct_a_candidate(tiny_checkpoint):
         assert app.focused.id == "candidates"
 
 
-async def test_no_model_is_a_clear_message_not_a_crash():
+async def test_no_model_is_a_clear_message_not_a_crash(no_bundled_model):
     app = TinyLLMApp()
     async with app.run_test(size=(80, 24)) as pilot:
         await app.workers.wait_for_complete()

@@ -21,6 +21,11 @@ FIXED_TIME = 1767225600.0  # 2026-01-01 00:00 UTC
 
 
 @pytest.fixture(autouse=True)
+def drawn_without_the_bundled_model(no_bundled_model):
+    """Snapshots must not change when the bundled model is retrained."""
+
+
+@pytest.fixture(autouse=True)
 def utc(monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
