@@ -92,10 +92,14 @@ def _unwrap(words: list[str]) -> list[str]:
 
 
 def _pipe_reason(pipeline: list[list[str]]) -> str | None:
-    programs = [(_unwrap(words) or [""])[0] for words in pipeline]
+    stages = [_unwrap(words) or [""] for words in pipeline]
+    programs = [stage[0] for stage in stages]
     for i, program in enumerate(programs):
         if program in _DOWNLOADERS and any(p in _SHELLS for p in programs[i + 1:]):
             return "pipes a download into a shell"
+        # `find / ... | xargs rm`: the same deletion as `find / -delete`, spelled with a pipe.
+        if program == "find" and "rm" in programs[i + 1:] and (start := _find_broad_start(stages[i][1:])):
+            return f"deletes files under {start}"
     return None
 
 
@@ -113,12 +117,8 @@ def _simple_reason(words: list[str]) -> str | None:
         broad = [p for p in operands if _is_broad(p)]
         if recursive and broad:
             return f"deletes {broad[0]} recursively"
-    if program == "find" and ("-delete" in args or _execs_rm(args)):
-        # `find . -name '*.pyc' -delete` is everyday cleanup; unfiltered, or from / or ~, it is not.
-        start = operands[0] if operands else "."
-        filtered = any(a in _FIND_FILTERS for a in args)
-        if _is_broad(start) and not (filtered and start.rstrip("/") in {".", ""} and start != "/"):
-            return f"deletes files under {start}"
+    if program == "find" and ("-delete" in args or _execs_rm(args)) and (start := _find_broad_start(args)):
+        return f"deletes files under {start}"
     if program.startswith("mkfs") or program in {"mke2fs", "mkswap", "wipefs", "newfs"}:
         return "formats a disk"
     if program in {"fdisk", "sfdisk", "parted", "gdisk"} and any(re.match(_DEVICE, a) for a in operands):
@@ -141,6 +141,17 @@ def _simple_reason(words: list[str]) -> str | None:
             return f"changes ownership/permissions of {next(t for t in targets if _is_broad(t))} recursively"
     if program == "mv" and operands and operands[-1] == "/dev/null":
         return "moves files into /dev/null (deletes them)"
+    return None
+
+
+def _find_broad_start(args: list[str]) -> str | None:
+    """Where a `find` starts, when that is too broad to delete what it finds.
+    `find . -name '*.pyc' -delete` is everyday cleanup; unfiltered, or from / or ~, it is not."""
+    operands = [a for a in args if not a.startswith("-") or a == "-"]
+    start = operands[0] if operands else "."
+    filtered = any(a in _FIND_FILTERS for a in args)
+    if _is_broad(start) and not (filtered and start.rstrip("/") in {".", ""} and start != "/"):
+        return start
     return None
 
 

@@ -33,7 +33,7 @@ _tinyllm_fetch() {
   fi
   for attempt in 1 2; do
     out=$(command curl -s --max-time "$timeout" --unix-socket "$_tinyllm_socket" -w '\n%{http_code}' \
-      --data-urlencode "prompt=$1" --data n=5 'http://localhost/v1/suggest?format=lines' 2>/dev/null)
+      --data-urlencode "prompt=$1" --data n=3 'http://localhost/v1/suggest?format=lines' 2>/dev/null)
     rc=$?
     [[ $rc == 7 && $attempt == 1 ]] || break
     printf '\r\033[Ktinyllm: starting the daemon...' >&2

@@ -20,6 +20,7 @@ DESTRUCTIVE = [
     "cd /tmp && sudo rm -rf /etc",
     "find / -name '*.log' -delete",
     "find ~ -type f -exec rm {} \\;",
+    "find / -mtime +7 -print0 | xargs -0 rm",
     "mkfs.ext4 /dev/sda1",
     "sudo mkfs -t ext4 /dev/nvme0n1p1",
     "wipefs -a /dev/sdb",
@@ -41,6 +42,7 @@ DESTRUCTIVE = [
 ]
 
 SAFE = [
+    "find . -name '*.tmp' | xargs rm",
     "ls -la",
     "rm notes.txt",
     "rm -rf build",

@@ -138,6 +138,7 @@ class SuggestPanel(Vertical):
         if self.engine is None:
             self.notify(self.model_note, severity="warning")
             return
+        event.input.clear()  # ready for the next request; this one is in the history
         self.current = Suggestion(len(self.history) + 1, request)
         self.history.append(self.current)
         self._show_candidates([])
