@@ -36,3 +36,23 @@ def test_user_mistakes_are_one_line_errors(tiny_checkpoint, tinyllm_home, tmp_pa
     assert corrupt.returncode == 2 and str(bad) in corrupt.stderr and "Traceback" not in corrupt.stderr
     rollback = tinyllm("models", "rollback", home=tinyllm_home)
     assert rollback.returncode == 2 and "Traceback" not in rollback.stderr
+
+
+def test_suggest_answers_from_a_running_daemon(tiny_checkpoint):
+    """With a warm daemon, `tinyllm suggest` asks it instead of importing torch and loading a model."""
+    from tests.shell.daemon import make_home, remove_home, start_daemon
+
+    home = make_home(tiny_checkpoint)
+    try:
+        daemon = start_daemon(home)
+        code = ("import sys; from tinyllm_tui.cli import main; rc = main(['suggest', 'list files', '--json']);"
+                "sys.stderr.write('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "TINYLLM_HOME": str(home)})
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["candidates"][0]["command"] == "ls -la"
+        assert result.stderr.endswith("no torch")
+        daemon.terminate()
+        daemon.wait(timeout=10)
+    finally:
+        remove_home(home)

@@ -89,23 +89,9 @@ def run(args) -> int:
 
 
 def _candidates(request: str, args) -> list[str]:
-    """From the daemon when it answers (the model is already loaded there), else from a model loaded here."""
-    from engine.errors import EngineError
-    from engine.paths import socket_path
-    from shell.client import health, request as daemon_request
+    from .common import suggestions
 
-    socket = socket_path()
-    if not args.model and health(socket):
-        status, body = daemon_request(socket, "POST", "/v1/suggest", {"prompt": request, "n": args.n})
-        if status != 200:
-            raise EngineError(body["error"]["message"] if isinstance(body, dict) else f"daemon: HTTP {status}")
-        return [c["command"] for c in body["candidates"]]
-    from engine.generate import Engine
-
-    from .common import model_path, setup_torch
-
-    setup_torch()
-    return [c.command for c in Engine.from_checkpoint(model_path(args.model)).suggest(request, n=args.n)]
+    return [c["command"] for c in suggestions(request, args.n, args.model)["candidates"]]
 
 
 def _record(answer: Answer) -> None:

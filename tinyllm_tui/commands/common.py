@@ -19,3 +19,26 @@ def setup_torch() -> None:
     from engine.cpu import configure_torch
 
     configure_torch()
+
+
+def suggestions(request: str | bytes, n: int, model: str | None = None) -> dict:
+    """{"candidates": [{"command", "score"}], "latency_ms", "model"}: from the warm daemon when one
+    answers (no torch import, no model load: what makes a one-off `tinyllm suggest` fast), else from
+    the model loaded here. An explicit --model always loads here."""
+    from engine.errors import EngineError
+    from engine.paths import socket_path
+    from shell.client import health, request as daemon_request
+
+    socket = socket_path()
+    if not model and health(socket):
+        text = request.decode("utf-8", errors="replace") if isinstance(request, bytes) else request
+        status, body = daemon_request(socket, "POST", "/v1/suggest", {"prompt": text, "n": n})
+        if status != 200:
+            raise EngineError(body["error"]["message"] if isinstance(body, dict) else f"daemon: HTTP {status}")
+        return body
+    from engine.generate import Engine, timed_suggest
+
+    setup_torch()
+    path = model_path(model)
+    candidates, latency_ms = timed_suggest(Engine.from_checkpoint(path), request, n)
+    return {"candidates": [c.to_dict() for c in candidates], "latency_ms": round(latency_ms, 1), "model": str(path)}

@@ -1,7 +1,7 @@
 """`tinyllm suggest "REQUEST"`: print candidate commands."""
 import sys
 
-from .common import model_path, print_json, setup_torch
+from .common import print_json, suggestions
 
 
 def register(subparsers) -> None:
@@ -15,19 +15,14 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from engine.errors import EngineError
-    from engine.generate import Engine, timed_suggest
 
     if not 1 <= args.n <= 20:
         raise EngineError("-n must be between 1 and 20")
     request = sys.stdin.buffer.read() if args.request == "-" else args.request
-    setup_torch()
-    path = model_path(args.model)
-    engine = Engine.from_checkpoint(path)
-    candidates, latency_ms = timed_suggest(engine, request, args.n)
+    result = suggestions(request, args.n, args.model)
     if args.json:
-        print_json({"candidates": [c.to_dict() for c in candidates], "latency_ms": round(latency_ms, 1),
-                    "model": str(path)})
+        print_json(result)
     else:
-        for c in candidates:
-            print(c.command)
-    return 0 if candidates else 1
+        for candidate in result["candidates"]:
+            print(candidate["command"])
+    return 0 if result["candidates"] else 1
