@@ -4,6 +4,7 @@ platformdirs picks the per-OS locations; TINYLLM_HOME puts everything under one 
 (tests use it to stay isolated). Every directory is created private (0700) on first use.
 """
 import os
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -45,7 +46,10 @@ def runtime_dir() -> Path:
     root = home()
     if root:
         return _private_dir(root / "run")
-    base = platformdirs.user_runtime_dir(APP)
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR platformdirs warns and uses /tmp/runtime-$UID; made 0700 below.
+        warnings.simplefilter("ignore")
+        base = platformdirs.user_runtime_dir(APP)
     return _private_dir(Path(base))
 
 
