@@ -52,7 +52,7 @@ class ScriptedEngine:
 
 
 def test_suggest_tab(snap_compare, monkeypatch):
-    monkeypatch.setattr(suggest, "clock", itertools.count(0, 0.042).__next__)  # every suggestion "takes" 42 ms
+    monkeypatch.setattr(suggest, "clock", itertools.count(0, 0.042).__next__)  # each clock reading advances 42 ms
 
     async def run_before(pilot):
         await settle(pilot)
