@@ -191,6 +191,10 @@ class Engine:
                 break
         return out
 
+    def warm_up(self) -> None:
+        """One throwaway suggestion: the first decode pays for kernel set-up, so a user's first should not."""
+        self.suggest("list files", n=1)
+
     def suggest(self, request: str, n: int = 3, max_new_tokens: int | None = None) -> list[Candidate]:
         return self.suggest_batch([request], n=n, max_new_tokens=max_new_tokens)[0]
 

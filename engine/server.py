@@ -92,6 +92,7 @@ class ModelHolder:
         if key != self._loaded_key and (key != self._failed_key or self.engine is None):
             try:
                 engine = Engine.from_checkpoint(path)
+                engine.warm_up()
             except EngineError as e:
                 self._failed_key = key
                 if self.engine is None:

@@ -119,7 +119,7 @@ class TinyLLMApp(App):
             label = f"v{store.active_version()}"
         try:
             engine = Engine.from_checkpoint(path)
-            engine.suggest("list files", n=1)  # warm-up: the first decode pays for kernel set-up
+            engine.warm_up()
         except EngineError as e:
             self.post_message(ModelUnavailable(str(e)))
             return
