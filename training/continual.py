@@ -36,7 +36,7 @@ from .batches import PairBatches
 from .data.augment import request_variants
 from .data.records import Pair
 from .errors import TrainingError
-from .evaluate import evaluate
+from .evaluate import evaluate, exact_match
 from .trainer import TrainConfig, lr_at, make_optimizer
 
 log = logging.getLogger("tinyllm.training.continual")
@@ -205,6 +205,12 @@ def score(model: GPT, tokenizer: Tokenizer, pairs: list[Pair]) -> Scores:
     return Scores(round(result.exact_match, 6), round(result.nlc2cmd, 6), result.n)
 
 
+def already_answered(model: GPT, tokenizer: Tokenizer, corrections: list[Correction]) -> list[Correction]:
+    """The corrections whose corrected command is already the model's greedy answer."""
+    predictions = evaluate(Engine(model, tokenizer), correction_pairs(corrections), n=1).predictions
+    return [c for c, best in zip(corrections, predictions) if best and exact_match(best[0], c.corrected)]
+
+
 def _as_stored(model: GPT, dtype: torch.dtype) -> None:
     """Round the weights to the dtype the file will hold, so the gate scores exactly what is saved."""
     with torch.no_grad():
@@ -268,6 +274,16 @@ def _attempt(config: UpdateConfig, feedback: FeedbackStore, store: ModelStore, d
 
     checkpoint = load_checkpoint(parent_path)
     model, tokenizer, meta = checkpoint.model, checkpoint.tokenizer, checkpoint.meta
+    # A correction the model already answers cannot raise the new-examples score, so it would block
+    # every update it is part of: it is learned as it stands.
+    known = already_answered(model, tokenizer, corrections)
+    if known and not dry_run:
+        feedback.mark_learned([c.id for c in known], parent_version)
+    corrections = [c for c in corrections if c not in known]
+    result.correction_ids = [c.id for c in corrections]
+    if not corrections:
+        result.message = "the model already answers every accepted correction (marked learned)"
+        return result
     superseded = {_key(c.request) for c in corrections}
     buffer = replay_buffer(meta, feedback.learned(), superseded)
     new_pairs = correction_pairs(corrections)

@@ -87,6 +87,16 @@ def test_nothing_to_learn_is_recorded(store):
     assert store.versions() == [1]
 
 
+def test_a_correction_the_model_already_answers_is_learned_without_an_update(store):
+    # The tiny model says "ls -la" for "list files"; the user's command equals it (a different suggestion
+    # was shown, e.g. by an older model).
+    known = accepted("list files", "ls -la")
+    result = run_update()
+    assert result.decision == "nothing-to-learn" and "already answers" in result.message
+    assert FeedbackStore().get(known).status == "learned"
+    assert store.versions() == [1]
+
+
 def test_model_without_base_eval_set_is_gated_on_replay_pairs(tiny_checkpoint, tmp_path):
     checkpoint = load_checkpoint(tiny_checkpoint)
     meta = {k: v for k, v in checkpoint.meta.items() if k != "base_eval_set"}
