@@ -69,9 +69,6 @@ class Tokenizer:
     def decode(self, ids) -> str:
         return self.sp.decode([int(i) for i in ids if int(i) >= len(SPECIAL_IDS)])
 
-    def piece(self, token_id: int) -> str:
-        return self.sp.id_to_piece(int(token_id))
-
     def encode_prompt(self, request: str) -> list[int]:
         return [self.bos_id, self.instruction_id, *self.encode(request), self.command_id]
 

@@ -30,10 +30,6 @@ class PairBatches:
         self.epoch, self.index = 0, 0  # index: the next of this epoch's batches (over all ranks)
         self._order = self._epoch_batches(0)
 
-    @property
-    def tokens(self) -> int:
-        return sum(len(ids) for ids, _ in self.examples)
-
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         rng = random.Random(f"{self.seed}:{epoch}")
         order = list(range(len(self.examples)))

@@ -67,7 +67,7 @@ def load_or_train_tokenizer(run: RunDir, choice: ModelChoice, texts) -> Tokenize
     saved = run.path / "tokenizer.model"
     if choice.tokenizer:
         return Tokenizer.from_file(choice.tokenizer)
-    rank, world = _rank_world()
+    rank, world = distributed()
     if rank == 0 and not saved.is_file():
         log.info("training a %d-token tokenizer", choice.vocab_size)
         write_bytes_atomic(saved, train_tokenizer(texts(), vocab_size=choice.vocab_size))
@@ -98,7 +98,7 @@ def run_sft(run: RunDir, config: TrainConfig, choice: ModelChoice, data: PairDat
             name: str = "") -> Path:
     train_pairs, val_pairs = read_split(data)
     model, tokenizer, meta = build_model(run, choice, lambda: tokenizer_texts(train_pairs))
-    rank, world = _rank_world()
+    rank, world = distributed()
     augmented = list(augment_pairs(train_pairs, max_variants=data.augment, seed=data.seed)) if data.augment else train_pairs
     batches = PairBatches(tokenizer, augmented, config.batch_size, model.config.context, seed=config.seed,
                           rank=rank, world_size=world)
@@ -138,7 +138,7 @@ def run_pretrain(run: RunDir, config: TrainConfig, choice: ModelChoice, text_sou
     train_shards, val_shards = write_text_shards(run, tokenizer, documents())
     if not val_shards:
         raise TrainingError("pretraining text too small for a validation split")
-    rank, world = _rank_world()
+    rank, world = distributed()
     seq_len = model.config.context
     batches = ShardReader(train_shards, config.batch_size, seq_len, seed=config.seed * 1000 + rank, shuffle=True)
     val_reader = ShardReader(val_shards, config.batch_size, seq_len, seed=0)
@@ -149,7 +149,3 @@ def run_pretrain(run: RunDir, config: TrainConfig, choice: ModelChoice, text_sou
         trainer.resume()
     trainer.train()
     return run.checkpoint
-
-
-def _rank_world() -> tuple[int, int]:
-    return distributed()

@@ -71,13 +71,12 @@ def run_recipe(path, run_dir=None) -> Path:
                     augment=sft.get("augment", 4), seed=sft.get("seed", 0))
     pretrain = recipe.get("pretrain")
 
-    val_file = root / "val.jsonl"
+    val_file, tokenizer_file = root / "val.jsonl", root / "tokenizer.model"
+    if not (val_file.is_file() and tokenizer_file.is_file()):
+        train_pairs, val_pairs = read_split(data)  # read once for both files
     if not val_file.is_file():  # the validation split, for `tinyllm eval --data` and the model card
-        _, val_pairs = read_split(data)
         write_text_atomic(val_file, "".join(json.dumps(pair) + "\n" for pair in as_dicts(val_pairs)))
-    tokenizer_file = root / "tokenizer.model"
-    if not tokenizer_file.is_file():
-        train_pairs, _ = read_split(data)  # the tokenizer never sees validation pairs
+    if not tokenizer_file.is_file():  # the tokenizer never sees validation pairs
         texts = (doc for spec in recipe.get("tokenizer", {}).get("text", []) for doc in load_texts(spec))
         proto = train_tokenizer(tokenizer_texts(train_pairs, texts), vocab_size=model.get("vocab_size", 8192))
         write_bytes_atomic(tokenizer_file, proto)
