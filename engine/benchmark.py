@@ -30,18 +30,43 @@ def decode_uncached(model: GPT, prompt: torch.Tensor, new_tokens: int) -> torch.
     return seq[:, prompt.size(1):]
 
 
+def check_agreement(model: GPT, prompt: torch.Tensor, new_tokens: int) -> None:
+    """Both paths must compute the same thing. Eager, they pick the same tokens; a compiled step
+    rounds differently, so its next-token logits are compared with the recomputed ones instead."""
+    if model.compiled_steps is None:
+        same = torch.equal(decode_cached(model, prompt, new_tokens), decode_uncached(model, prompt, new_tokens))
+    else:
+        with torch.inference_mode():
+            cache = model.new_kv_cache(1, prompt.size(1) + new_tokens)
+            model(prompt[:, :-1], kv_cache=cache, last_only=True)
+            stepped = model(prompt[:, -1:], kv_cache=cache, last_only=True)[0, -1].float()
+            full = model(prompt)[0, -1].float()
+        same = (stepped - full).abs().max() <= 0.05 * full.abs().max() + 1e-3
+    assert same, "cached and uncached decoding disagree"
+
+
 def _timed(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
 
 
-def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs: int = 20, seed: int = 0) -> dict:
+def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs: int = 20, seed: int = 0,
+                 compile: bool = False) -> dict:
+    """With `compile`, the cached path's prefill and one-token steps are compiled first
+    (engine/compiled.py); recomputing stays eager, as a model without a cache would run."""
     model.eval()
+    compile_s = 0.0
+    if compile:
+        from .compiled import compile_steps
+
+        start = time.perf_counter()
+        shape = (1, prompt_tokens + new_tokens)
+        compile_steps(model, decode=[shape], prefill=[shape])
+        compile_s = time.perf_counter() - start
     generator = torch.Generator().manual_seed(seed)
     prompt = torch.randint(6, model.config.vocab_size, (1, prompt_tokens), generator=generator)
-    assert torch.equal(decode_cached(model, prompt, new_tokens), decode_uncached(model, prompt, new_tokens)), \
-        "cached and uncached decoding disagree"
+    check_agreement(model, prompt, new_tokens)
     cached = [_timed(decode_cached, model, prompt, new_tokens) for _ in range(runs)]
     uncached = [_timed(decode_uncached, model, prompt, new_tokens) for _ in range(max(3, runs // 4))]
     cached_tok_s = new_tokens / statistics.median(cached)
@@ -57,4 +82,6 @@ def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs
         "new_tokens": new_tokens,
         "prompt_tokens": prompt_tokens,
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "compiled": compile,
+        "compile_s": round(compile_s, 1),
     }

@@ -79,7 +79,9 @@ def apply_rope(x, cos, sin):
 class KVCache:
     """Preallocated keys and values for every layer, indexed by position (gpt-fast style).
 
-    `valid` marks key positions that hold real tokens: left-padded batches mark their padding False.
+    Every step attends over the whole preallocated length under a mask, so a step's shapes never
+    change as the cache fills (one compiled graph serves every position). `valid` marks key
+    positions that hold real tokens: left-padded batches mark their padding False.
     """
 
     def __init__(self, config: ModelConfig, batch: int, length: int, dtype=torch.float32, device="cpu"):
@@ -88,71 +90,68 @@ class KVCache:
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.valid = torch.ones(batch, length, dtype=torch.bool, device=device)
         self.pos = 0  # positions [0, pos) are filled
-        self._padded = False
-
-    def causal(self, T: int) -> bool:
-        # Without padding, a prefill from position 0 is plain causal attention and one new token needs no mask.
-        return not self.padded and self.pos == 0 and T > 1
-
-    def mask(self, T: int) -> torch.Tensor | None:
-        """Bool mask (B, 1, T, pos+T) for queries at [pos, pos+T), or None where no mask is needed."""
-        start, end = self.pos, self.pos + T
-        if not self.padded and (T == 1 or start == 0):
-            return None
-        # Query i (at position start+i) sees valid keys at positions <= start+i.
-        causal = torch.ones(T, end, dtype=torch.bool, device=self.valid.device).tril(diagonal=start)
-        # A padding query still sees itself, so no row is fully masked (that would give NaN values).
-        own = torch.zeros_like(causal)
-        own[torch.arange(T), start + torch.arange(T)] = True
-        return (causal[None, None] & self.valid[:, None, None, :end]) | own
 
     @property
-    def padded(self) -> bool:
-        return self._padded
+    def batch(self) -> int:
+        return self.k.size(1)
+
+    @property
+    def length(self) -> int:
+        return self.k.size(3)
+
+    def advance(self, step, idx: torch.Tensor, last_only: bool) -> torch.Tensor:
+        """Run `step` (GPT.cached_forward or its compiled form) on the tokens at [pos, pos+T)."""
+        start, T = self.pos, idx.size(1)
+        if start + T > self.length:
+            from .errors import EngineError
+
+            raise EngineError(f"sequence of {start + T} tokens exceeds the cache's {self.length} positions")
+        positions = torch.arange(start, start + T, device=idx.device)
+        logits = step(idx, positions, self.valid, self.k, self.v, last_only)
+        self.pos += T
+        return logits
 
     def mark_padding(self, row: int, length: int) -> None:
         """The first `length` positions of `row` are left padding."""
-        if length:
-            self.valid[row, :length] = False
-            self._padded = True
+        self.valid[row, :length] = False
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Keep, duplicate or drop batch rows (beam search), copying only the filled positions."""
         if rows.numel() == self.batch and torch.equal(rows, torch.arange(self.batch)):
             return
         end = self.pos
-        # Positions >= pos are written before they are read, so they need no copy (nor zeroing).
-        k = self.k.new_empty(self.k.shape[:1] + (rows.numel(),) + self.k.shape[2:])
-        v = torch.empty_like(k)
+        # Positions >= pos are masked until written, so they need no copy; zeros keep them finite.
+        k = self.k.new_zeros(self.k.shape[:1] + (rows.numel(),) + self.k.shape[2:])
+        v = torch.zeros_like(k)
         k[:, :, :, :end] = self.k[:, rows, :, :end]
         v[:, :, :, :end] = self.v[:, rows, :, :end]
         self.k, self.v = k, v
         self.valid = self.valid.index_select(0, rows)
 
-    @property
-    def batch(self) -> int:
-        return self.k.size(1)
-
 
 class Attention(nn.Module):
-    def __init__(self, config: ModelConfig, layer: int):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config, self.layer = config, layer
+        self.config = config
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
 
-    def forward(self, x, cos, sin, kv_cache: KVCache | None, mask: torch.Tensor | None):
+    def forward(self, x, cos, sin, cache: tuple | None = None):
+        """`cache` = (keys, values, positions, mask): this layer's (B, H, L, hd) cache tensors, the
+        positions of x's tokens, and which cached keys each query may see."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.config.n_head, self.config.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if kv_cache is None:
+        if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            start, end = kv_cache.pos, kv_cache.pos + T
-            kv_cache.k[self.layer, :, :, start:end] = k
-            kv_cache.v[self.layer, :, :, start:end] = v
-            keys, values = kv_cache.k[self.layer, :, :, :end], kv_cache.v[self.layer, :, :, :end]
-            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=kv_cache.causal(T))
+            keys, values, positions, mask = cache
+            keys.index_copy_(2, positions, k)
+            values.index_copy_(2, positions, v)
+            # Written out rather than SDPA: with a mask, CPU SDPA costs more than the whole step's
+            # matmuls at these sizes, and written out it compiles into the step's own kernels.
+            scores = (q @ keys.transpose(-1, -2)) * self.config.head_dim ** -0.5
+            y = scores.masked_fill(~mask, -math.inf).softmax(-1) @ values
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -168,15 +167,15 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: ModelConfig, layer: int):
+    def __init__(self, config: ModelConfig):
         super().__init__()
         self.attn_norm = RMSNorm(config.d_model)
-        self.attn = Attention(config, layer)
+        self.attn = Attention(config)
         self.mlp_norm = RMSNorm(config.d_model)
         self.mlp = SwiGLU(config)
 
-    def forward(self, x, cos, sin, kv_cache, mask):
-        x = x + self.attn(self.attn_norm(x), cos, sin, kv_cache, mask)
+    def forward(self, x, cos, sin, cache=None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, cache)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -185,11 +184,12 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = RMSNorm(config.d_model)
         cos, sin = rope_tables(config, config.context)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.compiled_steps = None  # compiled forms of cached_forward (engine/compiled.py)
         self.apply(self._init_weights)
         # Residual projections scaled down with depth (GPT-2).
         for name, p in self.named_parameters():
@@ -202,6 +202,10 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def new_kv_cache(self, batch: int, length: int) -> KVCache:
+        """A cache for `length` positions, rounded up to a multiple of 64 (within the context) so
+        that few distinct shapes reach a compiled step."""
+        self._check_length(length)
+        length = min(self.config.context, -(-length // 64) * 64)
         weight = self.embed.weight
         return KVCache(self.config, batch, length, dtype=weight.dtype, device=weight.device)
 
@@ -214,20 +218,11 @@ class GPT(nn.Module):
         With `kv_cache`, idx holds the tokens at positions [cache.pos, cache.pos+T) and the cache advances.
         `last_only` applies the output head to the last position only (decode needs nothing else).
         """
-        T = idx.size(1)
-        start = kv_cache.pos if kv_cache is not None else 0
-        if start + T > self.config.context:
-            from .errors import EngineError
-
-            raise EngineError(f"sequence of {start + T} tokens exceeds the model's context of {self.config.context}")
-        cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
-        x = self.embed(idx)
-        mask = kv_cache.mask(T) if kv_cache is not None else None  # built once, used by every layer
-        for block in self.blocks:
-            x = block(x, cos, sin, kv_cache, mask)
         if kv_cache is not None:
-            kv_cache.pos += T
-        x = self.norm(x)
+            return kv_cache.advance(self.compiled_steps or self.cached_forward, idx, last_only)
+        T = idx.size(1)
+        self._check_length(T)
+        x = self.norm(self._blocks(self.embed(idx), self.rope_cos[:T], self.rope_sin[:T]))
         if targets is None:
             return F.linear(x[:, -1:] if last_only else x, self.embed.weight)  # tied output head
         # Only positions with a target need the (vocab-sized) output head: in fine-tuning that is
@@ -237,3 +232,26 @@ class GPT(nn.Module):
             return x.sum() * 0.0
         logits = F.linear(x[scored], self.embed.weight)
         return F.cross_entropy(logits.float(), targets[scored])
+
+    def cached_forward(self, idx, positions, valid, keys, values, last_only: bool = False):
+        """The inference step on tensors alone (so it compiles to one graph): tokens `idx` at
+        `positions` write their keys/values into the cache (n_layer, B, H, L, hd) and attend to the
+        cached positions up to their own that `valid` (B, L) marks as real tokens."""
+        key_positions = torch.arange(keys.size(3), device=idx.device)
+        # A padding query still sees itself, so no row is fully masked (that would give NaN values).
+        mask = ((key_positions <= positions[:, None]) & valid[:, None, :]) | (key_positions == positions[:, None])
+        x = self._blocks(self.embed(idx), self.rope_cos[positions], self.rope_sin[positions],
+                         keys, values, positions, mask[:, None])
+        x = self.norm(x[:, -1:] if last_only else x)
+        return F.linear(x, self.embed.weight)
+
+    def _blocks(self, x, cos, sin, keys=None, values=None, positions=None, mask=None):
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, None if keys is None else (keys[i], values[i], positions, mask))
+        return x
+
+    def _check_length(self, length: int) -> None:
+        if length > self.config.context:
+            from .errors import EngineError
+
+            raise EngineError(f"sequence of {length} tokens exceeds the model's context of {self.config.context}")

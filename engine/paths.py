@@ -37,6 +37,12 @@ def runs_dir() -> Path:
     return _private_dir(data_dir() / "runs")
 
 
+def cache_dir() -> Path:
+    """Things that can be rebuilt, such as compiled decode kernels."""
+    root = home()
+    return _private_dir(root / "cache" if root else Path(platformdirs.user_cache_dir(APP)))
+
+
 def log_dir() -> Path:
     root = home()
     return _private_dir(root / "logs" if root else Path(platformdirs.user_log_dir(APP)))

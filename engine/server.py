@@ -63,8 +63,9 @@ class ModelHolder:
     with `tinyllm models activate` takes effect on the next keypress without restarting anything.
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None):
+    def __init__(self, model_path: str | os.PathLike | None = None, compile: bool = False):
         self.fixed_path = Path(model_path) if model_path else None
+        self.compile = compile
         self.store = None if self.fixed_path else ModelStore()
         self.lock = threading.Lock()
         self.engine: Engine | None = None
@@ -101,6 +102,9 @@ class ModelHolder:
             else:
                 self.engine, self.name, self._loaded_key = engine, name, key
                 log.info("loaded model %s (%s)", name, path)
+                if self.compile:
+                    # Requests are answered eager meanwhile; the compiled step takes over when ready.
+                    threading.Thread(target=_compile, args=(engine, name), daemon=True).start()
         return self.engine, self.name
 
     @contextmanager
@@ -112,6 +116,16 @@ class ModelHolder:
             except EngineError as e:
                 raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(e)) from e
             yield engine, name
+
+
+def _compile(engine: Engine, name: str) -> None:
+    start = time.perf_counter()
+    try:
+        engine.compile()
+    except EngineError as e:
+        log.warning("model %s: %s", name, e)
+    else:
+        log.info("model %s: compiled the decode step in %.0f s", name, time.perf_counter() - start)
 
 
 # -- request fields ------------------------------------------------------------------------------
@@ -307,8 +321,10 @@ class Handler(BaseHTTPRequestHandler):
     # -- endpoints --
     def health(self) -> None:
         daemon = self.server.daemon
+        engine = daemon.holder.engine
         self._json({"status": "ok", "model": daemon.holder.name or None, "pid": os.getpid(),
-                    "socket": str(daemon.socket_path), "port": daemon.port})
+                    "socket": str(daemon.socket_path), "port": daemon.port,
+                    "compiled": engine is not None and engine.model.compiled_steps is not None})
 
     def suggest(self) -> None:
         fields = self._fields()
@@ -514,11 +530,12 @@ def _remove_socket(path: Path, inode: int) -> None:
 
 
 def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.PathLike | None = None,
-          port: int | None = None, on_ready=None) -> bool:
+          port: int | None = None, on_ready=None, compile: bool = False) -> bool:
     """Run the daemon until SIGTERM, SIGINT or SIGHUP (call from the main thread).
 
     Returns False at once when another daemon already serves `socket_path`. `on_ready()` is called
-    once the model is loaded and the socket accepts requests.
+    once the model is loaded and the socket accepts requests. `compile` compiles each loaded
+    model's decode step in the background (engine/compiled.py).
     """
     configure_torch()
     socket_path = Path(socket_path) if socket_path else paths.socket_path()
@@ -530,7 +547,7 @@ def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.Pat
         log.info("another daemon already serves %s", socket_path)
         return False
     try:
-        holder = ModelHolder(model_path)
+        holder = ModelHolder(model_path, compile=compile)
         try:
             with holder.lock:
                 holder.current()  # load now: the first keypress should not wait for it

@@ -7,9 +7,11 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 
 import pytest
 
+from engine.generate import Engine
 from engine.server import HttpError, ModelHolder
 from engine.store import ModelStore
 from shell.client import health, request, wait_until
@@ -203,6 +205,24 @@ def test_model_holder_keeps_answering_when_a_new_file_is_broken(tiny_checkpoint,
         with ModelHolder(tmp_path / "missing.tlm").use():
             pass
     assert error.value.status == 503
+
+
+def test_with_compile_requests_are_answered_while_the_model_compiles(tiny_checkpoint, monkeypatch):
+    release, compiled = threading.Event(), threading.Event()
+
+    def slow_compile(engine):  # stands in for the real 10-90 s compile (tests/engine/test_compiled.py)
+        release.wait(10)
+        engine.model.compiled_steps = engine.model.cached_forward
+        compiled.set()
+
+    monkeypatch.setattr(Engine, "compile", slow_compile)
+    holder = ModelHolder(tiny_checkpoint, compile=True)
+    with holder.use() as (engine, _):
+        assert engine.suggest("list files", n=1) and engine.model.compiled_steps is None
+    release.set()
+    assert compiled.wait(10)
+    with holder.use() as (same, _):
+        assert same is engine and engine.suggest("list files", n=1)
 
 
 def test_two_starts_at_once_give_one_daemon_and_sigterm_removes_the_socket(tiny_checkpoint):

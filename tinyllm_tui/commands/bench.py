@@ -12,6 +12,8 @@ def register(subparsers) -> None:
     decode.add_argument("--prompt-tokens", type=int, default=16)
     decode.add_argument("--dtype", choices=["float32", "bfloat16"], help="default: what the engine uses here")
     decode.add_argument("--runs", type=int, default=20)
+    decode.add_argument("--compile", action="store_true",
+                        help="compile the one-token step first (10-50 s; what `tinyllm serve --compile` runs)")
     decode.add_argument("--json", action="store_true")
     decode.set_defaults(func=run_decode)
     train = sub.add_parser("train", help="training tokens/s and MFU against an fp32 eager baseline")
@@ -44,7 +46,8 @@ def run_decode(args) -> int:
     else:
         model = load_checkpoint(model_path(args.model)).model
     model = model.to(getattr(torch, args.dtype) if args.dtype else inference_dtype())
-    result = bench_decode(model, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, runs=args.runs)
+    result = bench_decode(model, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, runs=args.runs,
+                          compile=args.compile)
     if args.json:
         print_json(result)
     else:

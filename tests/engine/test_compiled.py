@@ -1,0 +1,48 @@
+"""Compiled inference steps: the eager logits, compiled only where prepared (other shapes run eager
+rather than compile mid-request), and a compiler failure is one clear error that leaves them eager."""
+import pytest
+import torch
+
+import engine.compiled
+from engine.compiled import compile_steps
+from engine.errors import EngineError
+from engine.model import GPT, preset
+
+
+def cached_logits(model, idx, prompt_tokens):
+    cache = model.new_kv_cache(idx.size(0), 32)
+    pieces = [model(idx[:, :prompt_tokens], kv_cache=cache, last_only=True)]
+    pieces += [model(idx[:, i:i + 1], kv_cache=cache, last_only=True) for i in range(prompt_tokens, idx.size(1))]
+    return torch.cat(pieces, 1)
+
+
+@torch.inference_mode()
+def test_compiled_steps_give_the_eager_logits_and_other_shapes_run_eager(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path))
+    # Autotuning picks the fastest kernels, which this test does not measure; it would take a minute.
+    monkeypatch.setitem(engine.compiled.INDUCTOR_CONFIG, "max_autotune", False)
+    torch.manual_seed(0)
+    model = GPT(preset("nano", vocab_size=300)).eval()
+    idx = torch.randint(6, 300, (2, 12))
+    expected = model(idx)
+    steps = compile_steps(model, decode=[(2, 32)], prefill=[(2, 32)])
+    assert model.compiled_steps is steps and steps.decode_shapes == steps.prefill_shapes == {(2, 64)}
+    for prompt_tokens in (5, 9):  # prompts of other lengths than the 2 tokens it was compiled with
+        logits = cached_logits(model, idx, prompt_tokens)
+        assert torch.allclose(logits, expected[:, prompt_tokens - 1:], atol=1e-4)
+    assert steps.calls == {"compiled": 2 + 7 + 3}
+    cached_logits(model, idx[:1], 5)  # batch 1 was not prepared
+    assert steps.calls == {"compiled": 12, "eager": 1 + 7}
+
+
+def test_a_compiler_failure_is_one_clear_error_and_inference_stays_eager(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path))
+
+    def fail(self, batch, length, prompt=False):
+        raise RuntimeError("C++ compile error\n" + "details " * 100)
+
+    monkeypatch.setattr(engine.compiled.CompiledSteps, "prepare", fail)
+    model = GPT(preset("nano", vocab_size=300))
+    with pytest.raises(EngineError, match=r"^cannot compile the inference steps \(C\+\+ compile error\); they stay eager$"):
+        compile_steps(model, decode=[(1, 32)], prefill=[])
+    assert model.compiled_steps is None
