@@ -125,7 +125,7 @@ def _compile(engine: Engine, name: str) -> None:
     except EngineError as e:
         log.warning("model %s: %s", name, e)
     else:
-        log.info("model %s: compiled the decode step in %.0f s", name, time.perf_counter() - start)
+        log.info("model %s: compiled its inference steps in %.0f s", name, time.perf_counter() - start)
 
 
 # -- request fields ------------------------------------------------------------------------------

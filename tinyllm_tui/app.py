@@ -101,6 +101,7 @@ class TinyLLMApp(App):
     # -- the model -----------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="model", exit_on_error=False)
     def load_model(self) -> None:
+        from engine.compiled import compile_requested
         from engine.errors import EngineError
         from engine.generate import Engine
         from engine.store import BUNDLED_MODEL, ModelStore
@@ -124,6 +125,12 @@ class TinyLLMApp(App):
             self.post_message(ModelUnavailable(str(e)))
             return
         self.post_message(ModelLoaded(engine, label))
+        if compile_requested():  # TINYLLM_COMPILE=1: suggestions run eager until this is done
+            panel = self.query_one(SuggestPanel)
+            try:
+                engine.compile(widths=(panel.beam_width,))
+            except EngineError as e:
+                self.call_from_thread(self.notify, str(e), severity="warning")
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         self.sub_title = f"model {message.label}"

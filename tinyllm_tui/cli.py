@@ -5,6 +5,7 @@ User mistakes print `tinyllm: <message>` and exit 2, never a traceback.
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from .commands import COMMANDS
@@ -41,12 +42,19 @@ def main(argv: list[str] | None = None) -> int:
             from .app import run_app
 
             return run_app()
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # here, where a closed pipe is caught below, not at exit
+        return code
     except user_errors() as e:
         print(f"tinyllm: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`tinyllm ... | head`): stop quietly, as other Unix tools do, and keep
+        # Python's flush at exit from raising the same error again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -38,6 +38,16 @@ def test_user_mistakes_are_one_line_errors(tiny_checkpoint, tinyllm_home, tmp_pa
     assert rollback.returncode == 2 and "Traceback" not in rollback.stderr
 
 
+def test_a_closed_pipe_ends_quietly(tinyllm_home):
+    """`tinyllm ... | head`: the reader leaves early; no traceback."""
+    env = {**os.environ, "TINYLLM_HOME": str(tinyllm_home)}
+    process = subprocess.Popen([sys.executable, "-m", "tinyllm_tui.cli", "shell-init", "zsh"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    assert process.wait(60) == 141
+    assert process.stderr.read() == b""
+
+
 def test_suggest_answers_from_a_running_daemon(tiny_checkpoint):
     """With a warm daemon, `tinyllm suggest` asks it instead of importing torch and loading a model."""
     from tests.shell.daemon import make_home, remove_home, start_daemon
