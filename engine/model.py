@@ -148,10 +148,13 @@ class Attention(nn.Module):
             keys, values, positions, mask = cache
             keys.index_copy_(2, positions, k)
             values.index_copy_(2, positions, v)
-            # Written out rather than SDPA: with a mask, CPU SDPA costs more than the whole step's
-            # matmuls at these sizes, and written out it compiles into the step's own kernels.
-            scores = (q @ keys.transpose(-1, -2)) * self.config.head_dim ** -0.5
-            y = scores.masked_fill(~mask, -math.inf).softmax(-1) @ values
+            if torch.compiler.is_compiling():
+                # Written out, attention compiles into the step's own kernels; the SDPA kernel would
+                # stay a separate call costing more than all of a compiled step's matmuls.
+                scores = (q @ keys.transpose(-1, -2)) * self.config.head_dim ** -0.5
+                y = scores.masked_fill(~mask, -math.inf).softmax(-1) @ values
+            else:  # eager, SDPA is the faster of the two
+                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
