@@ -3,7 +3,7 @@
 Decoding reads every weight once per token. Eager one-row matmuls read them at about a third of
 this CPU's memory bandwidth; Inductor's C++ GEMM templates, with the weights frozen into the graph,
 come near it (the tiny preset in bf16: 0.9 against 3.7 ms a token), and a compiled prompt prefill
-takes half the eager time. Compiling costs 10-90 s of CPU per model, so it is opt-in
+takes half the eager time. Compiling costs one to three minutes of CPU per model, so it is opt-in
 (`tinyllm serve --compile`, TINYLLM_COMPILE=1, `tinyllm bench decode --compile`) and done up front
 for the shapes named; any other shape runs eager, so a request never waits for the compiler.
 """

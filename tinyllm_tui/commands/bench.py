@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     decode.add_argument("--dtype", choices=["float32", "bfloat16"], help="default: what the engine uses here")
     decode.add_argument("--runs", type=int, default=20)
     decode.add_argument("--compile", action="store_true",
-                        help="compile the one-token step first (10-50 s; what `tinyllm serve --compile` runs)")
+                        help="compile the cached path first (minutes; what `tinyllm serve --compile` runs)")
     decode.add_argument("--json", action="store_true")
     decode.set_defaults(func=run_decode)
     train = sub.add_parser("train", help="training tokens/s and MFU against an fp32 eager baseline")

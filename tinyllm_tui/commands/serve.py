@@ -10,8 +10,8 @@ def register(subparsers) -> None:
     p.add_argument("--socket", help="Unix socket path (default: in the private runtime directory)")
     p.add_argument("--port", type=int, help="also answer HTTP on 127.0.0.1:PORT (any local user can reach it)")
     p.add_argument("--compile", action="store_true",
-                   help="compile the decode step in the background after each model loads: ~3x faster "
-                        "decoding, 10-50 s of CPU per model (also TINYLLM_COMPILE=1)")
+                   help="compile the inference steps in the background after each model loads: ~3x "
+                        "faster decoding for minutes of CPU per model (also TINYLLM_COMPILE=1)")
     action = p.add_mutually_exclusive_group()
     action.add_argument("--detach", action="store_true", help="run in the background; return once it answers")
     action.add_argument("--status", action="store_true", help="print the running daemon's health as JSON")
