@@ -52,7 +52,7 @@ def _timed(fn, *args) -> float:
 
 
 def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs: int = 20, seed: int = 0,
-                 compile: bool = False) -> dict:
+                 compile: bool = False, int8: bool = False) -> dict:
     """With `compile`, the cached path's prefill and one-token steps are compiled first
     (engine/compiled.py); recomputing stays eager, as a model without a cache would run."""
     model.eval()
@@ -62,7 +62,7 @@ def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs
 
         start = time.perf_counter()
         shape = (1, prompt_tokens + new_tokens)
-        compile_steps(model, decode=[shape], prefill=[shape])
+        compile_steps(model, decode=[shape], prefill=[shape], int8=int8)
         compile_s = time.perf_counter() - start
     generator = torch.Generator().manual_seed(seed)
     prompt = torch.randint(6, model.config.vocab_size, (1, prompt_tokens), generator=generator)
@@ -82,6 +82,6 @@ def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs
         "new_tokens": new_tokens,
         "prompt_tokens": prompt_tokens,
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "compiled": compile,
+        "compiled": ("int8" if int8 else True) if compile else False,
         "compile_s": round(compile_s, 1),
     }

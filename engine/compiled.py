@@ -16,6 +16,7 @@ import torch
 from . import paths
 from .errors import EngineError
 from .model import GPT
+from .quantize import int8_copy
 
 
 INDUCTOR_CONFIG = {
@@ -27,15 +28,17 @@ INDUCTOR_CONFIG = {
 }
 
 
-def compile_requested() -> bool:
-    return os.environ.get("TINYLLM_COMPILE", "") not in ("", "0")
+def compile_requested() -> str | None:
+    """TINYLLM_COMPILE: unset or 0 compiles nothing, `int8` compiles with int8 weights, else plain."""
+    value = os.environ.get("TINYLLM_COMPILE", "")
+    return None if value in ("", "0") else "int8" if value == "int8" else "plain"
 
 
 class CompiledSteps:
     """Stands in for `GPT.cached_forward`: one graph for one-token steps of each prepared
     (batch, cache length), one for prompts of any length (batch and cache length prepared too)."""
 
-    def __init__(self, model: GPT):
+    def __init__(self, model: GPT, int8: bool = False):
         # Kernels land in our private cache, not a shared /tmp folder (they embed the weights).
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.cache_dir() / "inductor"))
         import torch._inductor.config as inductor
@@ -43,8 +46,10 @@ class CompiledSteps:
         for name, value in INDUCTOR_CONFIG.items():
             setattr(inductor, name, value)
         self.model = model
-        self.decode = torch.compile(model.cached_forward, dynamic=False)
-        self.prefill = torch.compile(model.cached_forward)  # the prompt length is marked dynamic below
+        # With int8, the graphs run an int8 copy and `model` keeps the same weights dequantized.
+        target = int8_copy(model) if int8 else model
+        self.decode = torch.compile(target.cached_forward, dynamic=False)
+        self.prefill = torch.compile(target.cached_forward)  # the prompt length is marked dynamic below
         self.decode_shapes: set[tuple[int, int]] = set()
         self.prefill_shapes: set[tuple[int, int]] = set()
         self.calls = Counter()  # steps run "compiled" and "eager"
@@ -80,10 +85,11 @@ class CompiledSteps:
         return self.model.cached_forward(idx, positions, valid, keys, values, last_only)
 
 
-def compile_steps(model: GPT, decode: list[tuple[int, int]], prefill: list[tuple[int, int]]) -> CompiledSteps:
+def compile_steps(model: GPT, decode: list[tuple[int, int]], prefill: list[tuple[int, int]],
+                  int8: bool = False) -> CompiledSteps:
     """Compile decode steps for each (batch, cache length) in `decode`, prompt prefills for each
-    in `prefill`, and make the model use them."""
-    steps = CompiledSteps(model)
+    in `prefill`, and make the model use them. `int8` reads int8 weights (engine/quantize.py)."""
+    steps = CompiledSteps(model, int8)
     try:
         for batch, length in decode:
             steps.prepare(batch, length)

@@ -191,13 +191,13 @@ class Engine:
                 break
         return out
 
-    def compile(self, widths: tuple[int, ...] = (1, 3)) -> None:
+    def compile(self, widths: tuple[int, ...] = (1, 3), int8: bool = False) -> None:
         """Compile the steps of single requests decoded with these beam widths, with prompts of up
         to 64 tokens (engine/compiled.py). Other shapes (batches, longer prompts) stay eager."""
         from .compiled import compile_steps
 
         length = 64 + self._new_token_budget(None)
-        compile_steps(self.model, decode=[(width, length) for width in widths], prefill=[(1, length)])
+        compile_steps(self.model, decode=[(width, length) for width in widths], prefill=[(1, length)], int8=int8)
 
     def warm_up(self) -> None:
         """One throwaway suggestion: the first decode pays for kernel set-up, so a user's first should not."""

@@ -193,6 +193,7 @@ class GPT(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.compiled_steps = None  # compiled forms of cached_forward (engine/compiled.py)
+        self.lm_head = None  # an int8 output head in engine/quantize.py's copies; else the tied embedding
         self.apply(self._init_weights)
         # Residual projections scaled down with depth (GPT-2).
         for name, p in self.named_parameters():
@@ -246,7 +247,7 @@ class GPT(nn.Module):
         x = self._blocks(self.embed(idx), self.rope_cos[positions], self.rope_sin[positions],
                          keys, values, positions, mask[:, None])
         x = self.norm(x[:, -1:] if last_only else x)
-        return F.linear(x, self.embed.weight)
+        return self.lm_head(x) if self.lm_head is not None else F.linear(x, self.embed.weight)
 
     def _blocks(self, x, cos, sin, keys=None, values=None, positions=None, mask=None):
         for i, block in enumerate(self.blocks):

@@ -63,7 +63,7 @@ class ModelHolder:
     with `tinyllm models activate` takes effect on the next keypress without restarting anything.
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None, compile: bool = False):
+    def __init__(self, model_path: str | os.PathLike | None = None, compile: str | None = None):
         self.fixed_path = Path(model_path) if model_path else None
         self.compile = compile
         self.store = None if self.fixed_path else ModelStore()
@@ -104,7 +104,7 @@ class ModelHolder:
                 log.info("loaded model %s (%s)", name, path)
                 if self.compile:
                     # Requests are answered eager meanwhile; the compiled step takes over when ready.
-                    threading.Thread(target=_compile, args=(engine, name), daemon=True).start()
+                    threading.Thread(target=_compile, args=(engine, name, self.compile), daemon=True).start()
         return self.engine, self.name
 
     @contextmanager
@@ -118,10 +118,10 @@ class ModelHolder:
             yield engine, name
 
 
-def _compile(engine: Engine, name: str) -> None:
+def _compile(engine: Engine, name: str, mode: str) -> None:
     start = time.perf_counter()
     try:
-        engine.compile()
+        engine.compile(int8=mode == "int8")
     except EngineError as e:
         log.warning("model %s: %s", name, e)
     else:
@@ -530,12 +530,12 @@ def _remove_socket(path: Path, inode: int) -> None:
 
 
 def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.PathLike | None = None,
-          port: int | None = None, on_ready=None, compile: bool = False) -> bool:
+          port: int | None = None, on_ready=None, compile: str | None = None) -> bool:
     """Run the daemon until SIGTERM, SIGINT or SIGHUP (call from the main thread).
 
     Returns False at once when another daemon already serves `socket_path`. `on_ready()` is called
-    once the model is loaded and the socket accepts requests. `compile` compiles each loaded
-    model's decode step in the background (engine/compiled.py).
+    once the model is loaded and the socket accepts requests. `compile` ("plain" or "int8")
+    compiles each loaded model's inference steps in the background (engine/compiled.py).
     """
     configure_torch()
     socket_path = Path(socket_path) if socket_path else paths.socket_path()

@@ -125,10 +125,11 @@ class TinyLLMApp(App):
             self.post_message(ModelUnavailable(str(e)))
             return
         self.post_message(ModelLoaded(engine, label))
-        if compile_requested():  # TINYLLM_COMPILE=1: suggestions run eager until this is done
+        mode = compile_requested()
+        if mode:  # TINYLLM_COMPILE=1 or int8: suggestions run eager until this is done
             panel = self.query_one(SuggestPanel)
             try:
-                engine.compile(widths=(panel.beam_width,))
+                engine.compile(widths=(panel.beam_width,), int8=mode == "int8")
             except EngineError as e:
                 self.call_from_thread(self.notify, str(e), severity="warning")
 

@@ -46,3 +46,21 @@ def test_a_compiler_failure_is_one_clear_error_and_inference_stays_eager(tmp_pat
     with pytest.raises(EngineError, match=r"^cannot compile the inference steps \(C\+\+ compile error\); they stay eager$"):
         compile_steps(model, decode=[(1, 32)], prefill=[])
     assert model.compiled_steps is None
+
+
+@torch.inference_mode()
+def test_int8_steps_and_the_eager_model_compute_the_same_function(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path))
+    monkeypatch.setitem(engine.compiled.INDUCTOR_CONFIG, "max_autotune", False)
+    torch.manual_seed(0)
+    model = GPT(preset("nano", vocab_size=300)).eval()
+    original = model.blocks[0].mlp.up.weight.clone()
+    steps = compile_steps(model, decode=[(2, 32)], prefill=[(2, 32)], int8=True)
+    # The eager weights are now the int8 values dequantized: within half a quantisation step.
+    changed = model.blocks[0].mlp.up.weight
+    step_size = original.abs().amax(1, keepdim=True) / 127
+    assert not torch.equal(changed, original) and ((changed - original).abs() <= step_size / 2 + 1e-6).all()
+    idx = torch.randint(6, 300, (2, 12))
+    expected = model(idx)  # eager, dequantized weights
+    assert torch.allclose(cached_logits(model, idx, 5), expected[:, 4:], atol=1e-3)
+    assert steps.calls == {"compiled": 1 + 7}

@@ -210,13 +210,14 @@ def test_model_holder_keeps_answering_when_a_new_file_is_broken(tiny_checkpoint,
 def test_with_compile_requests_are_answered_while_the_model_compiles(tiny_checkpoint, monkeypatch):
     release, compiled = threading.Event(), threading.Event()
 
-    def slow_compile(engine):  # stands in for the real 10-90 s compile (tests/engine/test_compiled.py)
+    def slow_compile(engine, int8):  # stands in for the real 10-90 s compile (tests/engine/test_compiled.py)
         release.wait(10)
+        assert int8
         engine.model.compiled_steps = engine.model.cached_forward
         compiled.set()
 
     monkeypatch.setattr(Engine, "compile", slow_compile)
-    holder = ModelHolder(tiny_checkpoint, compile=True)
+    holder = ModelHolder(tiny_checkpoint, compile="int8")
     with holder.use() as (engine, _):
         assert engine.suggest("list files", n=1) and engine.model.compiled_steps is None
     release.set()

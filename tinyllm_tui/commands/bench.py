@@ -14,6 +14,8 @@ def register(subparsers) -> None:
     decode.add_argument("--runs", type=int, default=20)
     decode.add_argument("--compile", action="store_true",
                         help="compile the cached path first (minutes; what `tinyllm serve --compile` runs)")
+    decode.add_argument("--int8", action="store_true",
+                        help="with --compile: int8 weights in the compiled steps, both paths the same model")
     decode.add_argument("--json", action="store_true")
     decode.set_defaults(func=run_decode)
     train = sub.add_parser("train", help="training tokens/s and MFU against an fp32 eager baseline")
@@ -47,7 +49,7 @@ def run_decode(args) -> int:
         model = load_checkpoint(model_path(args.model)).model
     model = model.to(getattr(torch, args.dtype) if args.dtype else inference_dtype())
     result = bench_decode(model, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, runs=args.runs,
-                          compile=args.compile)
+                          compile=args.compile or args.int8, int8=args.int8)
     if args.json:
         print_json(result)
     else:

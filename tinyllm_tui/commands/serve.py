@@ -58,7 +58,7 @@ def _serve(args, socket: str, log_file, to_stderr: bool, on_ready=None) -> bool:
     from engine.server import serve
 
     started = serve(socket, model_path=args.model, port=args.port, on_ready=on_ready,
-                    compile=args.compile or compile_requested())
+                    compile=compile_requested() or ("plain" if args.compile else None))
     if not started and to_stderr:
         print(f"tinyllm: a daemon already serves {socket}", file=sys.stderr)
     return started
