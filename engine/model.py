@@ -228,13 +228,13 @@ class GPT(nn.Module):
         self._check_length(T)
         x = self.norm(self._blocks(self.embed(idx), self.rope_cos[:T], self.rope_sin[:T]))
         if targets is None:
-            return F.linear(x[:, -1:] if last_only else x, self.embed.weight)  # tied output head
+            return self._head(x[:, -1:] if last_only else x)
         # Only positions with a target need the (vocab-sized) output head: in fine-tuning that is
         # the command alone, which saves most of the head's compute.
         scored = targets != IGNORE_INDEX
         if not scored.any():
             return x.sum() * 0.0
-        logits = F.linear(x[scored], self.embed.weight)
+        logits = self._head(x[scored])
         return F.cross_entropy(logits.float(), targets[scored])
 
     def cached_forward(self, idx, positions, valid, keys, values, last_only: bool = False):
@@ -247,6 +247,10 @@ class GPT(nn.Module):
         x = self._blocks(self.embed(idx), self.rope_cos[positions], self.rope_sin[positions],
                          keys, values, positions, mask[:, None])
         x = self.norm(x[:, -1:] if last_only else x)
+        return self._head(x)
+
+    def _head(self, x):
+        """The output head: the tied embedding, or the int8 head of engine/quantize.py's copies."""
         return self.lm_head(x) if self.lm_head is not None else F.linear(x, self.embed.weight)
 
     def _blocks(self, x, cos, sin, keys=None, values=None, positions=None, mask=None):

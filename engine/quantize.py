@@ -44,9 +44,7 @@ def int8_copy(model: GPT) -> GPT:
     for name, (q, scales) in [*quantized.items(), ("embed", head)]:
         module = model.get_submodule(name)
         module.weight.copy_((q.float() * scales.float()[:, None]).to(module.weight.dtype))
-    compiled_steps, model.compiled_steps = model.compiled_steps, None  # not part of the copy
-    copied = copy.deepcopy(model)
-    model.compiled_steps = compiled_steps
+    copied = copy.deepcopy(model, memo={id(model.compiled_steps): None})  # not an earlier compiled form
     for name, (q, scales) in quantized.items():
         parent, _, child = name.rpartition(".")
         setattr(copied.get_submodule(parent), child, Int8Linear(q, scales))

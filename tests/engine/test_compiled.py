@@ -16,11 +16,16 @@ def cached_logits(model, idx, prompt_tokens):
     return torch.cat(pieces, 1)
 
 
-@torch.inference_mode()
-def test_compiled_steps_give_the_eager_logits_and_other_shapes_run_eager(tmp_path, monkeypatch):
+@pytest.fixture
+def quick_compile(tmp_path, monkeypatch):
+    """Kernels in a private home, and no autotuning: it picks the fastest kernels, which these tests
+    do not measure, and would take a minute."""
     monkeypatch.setenv("TINYLLM_HOME", str(tmp_path))
-    # Autotuning picks the fastest kernels, which this test does not measure; it would take a minute.
     monkeypatch.setitem(engine.compiled.INDUCTOR_CONFIG, "max_autotune", False)
+
+
+@torch.inference_mode()
+def test_compiled_steps_give_the_eager_logits_and_other_shapes_run_eager(quick_compile):
     torch.manual_seed(0)
     model = GPT(preset("nano", vocab_size=300)).eval()
     idx = torch.randint(6, 300, (2, 12))
@@ -35,8 +40,7 @@ def test_compiled_steps_give_the_eager_logits_and_other_shapes_run_eager(tmp_pat
     assert steps.calls == {"compiled": 12, "eager": 1 + 7}
 
 
-def test_a_compiler_failure_is_one_clear_error_and_inference_stays_eager(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path))
+def test_a_compiler_failure_is_one_clear_error_and_inference_stays_eager(quick_compile, monkeypatch):
 
     def fail(self, batch, length, prompt=False):
         raise RuntimeError("C++ compile error\n" + "details " * 100)
@@ -49,9 +53,7 @@ def test_a_compiler_failure_is_one_clear_error_and_inference_stays_eager(tmp_pat
 
 
 @torch.inference_mode()
-def test_int8_steps_and_the_eager_model_compute_the_same_function(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path))
-    monkeypatch.setitem(engine.compiled.INDUCTOR_CONFIG, "max_autotune", False)
+def test_int8_steps_and_the_eager_model_compute_the_same_function(quick_compile):
     torch.manual_seed(0)
     model = GPT(preset("nano", vocab_size=300)).eval()
     original = model.blocks[0].mlp.up.weight.clone()
