@@ -15,19 +15,25 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .cpu import inference_dtype
+from .errors import EngineError
+from .examples import Example, ExampleIndex, RetrievalSettings, examples_path
 from .model import GPT
-from .tokenizer import MAX_REQUEST_CHARS, Tokenizer, clean_text, normalize_request
+from .tokenizer import MAX_REQUEST_CHARS, PROMPT_OVERHEAD, Tokenizer, clean_text, normalize_request
 
 log = logging.getLogger("tinyllm.engine")
+
+
+MODEL_SOURCE = "model"
 
 
 @dataclass
 class Candidate:
     command: str
     score: float  # log-probability per token^alpha (length-normalised); higher is better
+    source: str = MODEL_SOURCE  # "model", "example" (the lookup's, scored by the model), "your correction #N"
 
     def to_dict(self) -> dict:
-        return {"command": self.command, "score": round(self.score, 4)}
+        return {"command": self.command, "score": round(self.score, 4), "source": self.source}
 
 
 @dataclass
@@ -35,6 +41,7 @@ class DecodeOptions:
     max_new_tokens: int = 64
     length_alpha: float = 0.7  # score = logprob / length**alpha; 0 = raw sum (favours short output)
     no_repeat_ngram: int = 0  # block any token n-gram from appearing twice in a command (0 = off)
+    hybrid: int = 0  # the lookup's top commands that join the beam's candidates, all scored by the model
 
     @classmethod
     def from_meta(cls, meta: dict) -> "DecodeOptions":
@@ -44,11 +51,14 @@ class DecodeOptions:
 
 
 class Engine:
-    def __init__(self, model: GPT, tokenizer: Tokenizer, name: str = "", options: DecodeOptions | None = None):
+    def __init__(self, model: GPT, tokenizer: Tokenizer, name: str = "", options: DecodeOptions | None = None,
+                 index: ExampleIndex | None = None, retrieval: RetrievalSettings | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.options = options or DecodeOptions()
+        self.index = index  # examples the prompt shows (None: the plain prompt)
+        self.retrieval = retrieval or RetrievalSettings()
         stop = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
         stop[[tokenizer.eos_id, *tokenizer.newline_ids()]] = True
         self.stop_mask = stop
@@ -59,21 +69,33 @@ class Engine:
     def from_checkpoint(cls, path, options: DecodeOptions | None = None, dtype: torch.dtype | None = None) -> "Engine":
         checkpoint = load_checkpoint(path)
         model = checkpoint.model.to(dtype or inference_dtype())
-        return cls(model, checkpoint.tokenizer, name=str(path), options=options or DecodeOptions.from_meta(checkpoint.meta))
+        retrieval = RetrievalSettings.from_meta(checkpoint.meta)
+        index = None
+        if retrieval.k:
+            try:
+                index = ExampleIndex.load(examples_path(path))
+            except EngineError as e:  # the model still answers, from the plain prompt
+                log.error("%s; suggesting without retrieved examples", e)
+        return cls(model, checkpoint.tokenizer, name=str(path), options=options or DecodeOptions.from_meta(checkpoint.meta),
+                   index=index, retrieval=retrieval)
 
     # -- prompts -------------------------------------------------------------------------------
+    def neighbours(self, request: str) -> list[Example]:
+        """The examples the prompt shows for `request`, best first (none without an index)."""
+        if self.index is None or not self.retrieval.k:
+            return []
+        return self.index.search(request, self.retrieval.k)
+
     def prompt_ids(self, request: str | bytes, max_new_tokens: int) -> list[int]:
-        """The prompt for a request, cut from the left when it would not leave room to answer."""
+        """The prompt for a request with its retrieved examples, cut to leave room to answer."""
         request = normalize_request(request)
         if len(request) > MAX_REQUEST_CHARS:
             request = request[-MAX_REQUEST_CHARS:]
-        ids = self.tokenizer.encode_prompt(request)
         room = self.model.config.context - max_new_tokens
-        if len(ids) > room:
-            log.warning("request too long for the model's context: kept its last %d tokens", room - 3)
-            body = ids[2:-1][-(room - 3):]
-            ids = ids[:2] + body + ids[-1:]
-        return ids
+        if len(self.tokenizer.encode(request)) + PROMPT_OVERHEAD > room:
+            log.warning("request too long for the model's context: kept its last %d tokens", room - PROMPT_OVERHEAD)
+        return self.tokenizer.encode_prompt(request, self.neighbours(request), room=room,
+                                            example_tokens=self.retrieval.example_tokens)
 
     def _new_token_budget(self, max_new_tokens: int | None) -> int:
         limit = self.options.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -191,6 +213,59 @@ class Engine:
                 break
         return out
 
+    # -- known answers -----------------------------------------------------------------------------
+    def follow_feedback(self, db_path) -> None:
+        """Make the user's accepted corrections and acceptances (the feedback store at `db_path`) known
+        at once: the first candidates for their exact requests and retrieved examples for similar ones."""
+        if self.index is None:
+            self.index = ExampleIndex([])
+        self.index.attach_feedback(db_path)
+
+    def lookup(self, request: str, n: int) -> list[str]:
+        """The distinct commands of the index's best examples for `request`: the lookup baseline."""
+        if self.index is None:
+            return []
+        commands: list[str] = []
+        depth = n
+        while len(commands) < n and depth <= 8 * n:
+            commands = list(dict.fromkeys(e.command for e in self.index.search(request, depth)))[:n]
+            depth *= 2
+        return commands
+
+    @torch.inference_mode()
+    def score_commands(self, request: str, commands: list[str]) -> list[float]:
+        """The model's length-normalised log-probability of each command for `request` (beam scores' scale)."""
+        if not commands:
+            return []
+        budget = self._new_token_budget(None)
+        prompt = self.prompt_ids(request, budget)
+        answers = [[*self.tokenizer.encode(c)[:budget - 1], self.tokenizer.eos_id] for c in commands]
+        length = len(prompt) + max(len(a) for a in answers)
+        batch = torch.full((len(answers), length), self.tokenizer.pad_id, dtype=torch.long)
+        for row, answer in enumerate(answers):
+            batch[row, :len(prompt) + len(answer)] = torch.tensor(prompt + answer)
+        logp = torch.log_softmax(self.model(batch).float(), dim=-1)
+        scores = []
+        for row, answer in enumerate(answers):
+            positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer))
+            total = logp[row, positions, torch.tensor(answer)].sum().item()
+            scores.append(self._normalise(total, len(answer)))
+        return scores
+
+    def with_known(self, request: str, candidates: list[Candidate], n: int) -> list[Candidate]:
+        """The final list for `request`: the user's own answers for it first, then the model's
+        candidates, joined (with `options.hybrid`) by the lookup's commands scored by the model."""
+        known = self.index.user_matches(request) if self.index is not None else []
+        out = [Candidate(e.command, 0.0, e.source) for e in known]
+        if self.options.hybrid:
+            have = {c.command for c in candidates}
+            extra = [c for c in self.lookup(request, self.options.hybrid) if c not in have]
+            candidates = candidates + [Candidate(c, s, "example") for c, s in zip(extra, self.score_commands(request, extra))]
+            candidates = sorted(candidates, key=lambda c: -c.score)
+        seen = {c.command for c in out}
+        out += [c for c in candidates if c.command not in seen]
+        return out[:n]
+
     def compile(self, widths: tuple[int, ...] = (1, 3), int8: bool = False) -> None:
         """Compile the steps of single requests decoded with these beam widths, with prompts of up
         to 64 tokens (engine/compiled.py). Other shapes (batches, longer prompts) stay eager."""
@@ -211,7 +286,7 @@ class Engine:
         result = []
         for result in self.beam_search(requests, width=max(n, width or n), n=n, max_new_tokens=max_new_tokens):
             pass
-        return result
+        return [self.with_known(request, candidates, n) for request, candidates in zip(requests, result)]
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.inference_mode()

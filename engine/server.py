@@ -1,6 +1,7 @@
 """The local daemon: keeps the active model loaded and answers HTTP/JSON over a private Unix socket.
 
-    POST /v1/suggest   {"prompt", "n"}  -> {"candidates": [{"command", "score"}], "latency_ms", "model"}
+    POST /v1/suggest   {"prompt", "n"}  -> {"candidates": [{"command", "score", "source"}], "latency_ms", "model",
+                                            "examples": [{"request", "command", "source"}] (what the model read)}
                        ?format=lines    -> one command per line, plain text (what the shell scripts read)
     POST /v1/feedback  a correction {request, suggested, corrected, source}
                        or an acceptance {request, command, source} -> the feedback queue
@@ -93,6 +94,7 @@ class ModelHolder:
         if key != self._loaded_key and (key != self._failed_key or self.engine is None):
             try:
                 engine = Engine.from_checkpoint(path)
+                engine.follow_feedback(paths.feedback_db_path())
                 engine.warm_up()
             except EngineError as e:
                 self._failed_key = key
@@ -333,12 +335,13 @@ class Handler(BaseHTTPRequestHandler):
         normalize_request(prompt)  # an empty request is the client's mistake, even with no model loaded
         with self.server.daemon.holder.use() as (engine, name):
             candidates, latency_ms = timed_suggest(engine, prompt, n)
+            examples = [e.to_dict() for e in engine.neighbours(prompt)]
         if self.lines:
             text = "".join(c.command + "\n" for c in candidates)
             self._send(HTTPStatus.OK, "text/plain; charset=utf-8", text.encode())
         else:
             self._json({"candidates": [c.to_dict() for c in candidates], "latency_ms": round(latency_ms, 1),
-                        "model": name})
+                        "model": name, "examples": examples})
 
     def feedback(self) -> None:
         fields = self._fields()

@@ -1,8 +1,10 @@
 """The SentencePiece tokenizer and the one prompt format every part of tinyllm uses.
 
-    <bos><instruction> {request} <command> {command}<eos>
+    <bos>[<instruction> {example request} <command> {example command}<eos>]* <instruction> {request} <command> {command}<eos>
 
-The special tokens are single ids (fixed below); byte fallback makes any text encodable.
+Retrieved examples come first, the most relevant last (nearest the request); a prompt with none is the
+plain format older checkpoints were trained on. The special tokens are single ids (fixed below); byte
+fallback makes any text encodable.
 """
 import re
 import unicodedata
@@ -17,6 +19,9 @@ SPECIAL_IDS = {PAD: 0, UNK: 1, BOS: 2, EOS: 3, INSTRUCTION: 4, COMMAND: 5}
 IGNORE_INDEX = -100
 # Requests longer than this many characters are cut before tokenizing; the context cuts further.
 MAX_REQUEST_CHARS = 4096
+# A retrieved example longer than this many tokens is left out of the prompt (checkpoints store theirs).
+EXAMPLE_TOKENS = 48  # the default of engine.examples.RetrievalSettings
+PROMPT_OVERHEAD = 3  # <bos>, <instruction> and <command> around the request
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
@@ -69,12 +74,33 @@ class Tokenizer:
     def decode(self, ids) -> str:
         return self.sp.decode([int(i) for i in ids if int(i) >= len(SPECIAL_IDS)])
 
-    def encode_prompt(self, request: str) -> list[int]:
-        return [self.bos_id, self.instruction_id, *self.encode(request), self.command_id]
+    def encode_example(self, request: str, command: str) -> list[int]:
+        """One retrieved example as the prompt shows it."""
+        return [self.instruction_id, *self.encode(request), self.command_id, *self.encode(command), self.eos_id]
 
-    def encode_pair(self, request: str, command: str) -> tuple[list[int], list[int]]:
+    def encode_prompt(self, request: str, examples=(), room: int | None = None,
+                      example_tokens: int = EXAMPLE_TOKENS) -> list[int]:
+        """The prompt for `request` with `examples` (objects with .request and .command, best first).
+
+        An example longer than `example_tokens` is left out rather than cut; with `room`, the request
+        keeps its last tokens and the examples farthest from it are dropped until the prompt fits."""
+        body = self.encode(request)
+        if room is not None and len(body) + PROMPT_OVERHEAD > room:
+            body = body[len(body) + PROMPT_OVERHEAD - room:]
+        prompt = [self.instruction_id, *body, self.command_id]
+        for example in examples:
+            ids = self.encode_example(example.request, example.command)
+            if len(ids) > example_tokens:
+                continue
+            if room is not None and len(prompt) + len(ids) + 1 > room:
+                break
+            prompt = ids + prompt
+        return [self.bos_id, *prompt]
+
+    def encode_pair(self, request: str, command: str, examples=(),
+                    example_tokens: int = EXAMPLE_TOKENS) -> tuple[list[int], list[int]]:
         """Token ids of a whole example and its labels: loss only on the command and <eos>."""
-        prompt = self.encode_prompt(request)
+        prompt = self.encode_prompt(request, examples, example_tokens=example_tokens)
         answer = [*self.encode(command), self.eos_id]
         return prompt + answer, [IGNORE_INDEX] * len(prompt) + answer
 

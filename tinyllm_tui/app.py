@@ -101,6 +101,7 @@ class TinyLLMApp(App):
     # -- the model -----------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="model", exit_on_error=False)
     def load_model(self) -> None:
+        from engine import paths
         from engine.compiled import compile_requested
         from engine.errors import EngineError
         from engine.generate import Engine
@@ -120,6 +121,7 @@ class TinyLLMApp(App):
             label = f"v{store.active_version()}"
         try:
             engine = Engine.from_checkpoint(path)
+            engine.follow_feedback(paths.feedback_db_path())
             engine.warm_up()
         except EngineError as e:
             self.post_message(ModelUnavailable(str(e)))

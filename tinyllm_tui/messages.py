@@ -1,5 +1,5 @@
 """Messages the app's workers and panels send each other (posted from worker threads with post_message)."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -23,6 +23,7 @@ class CandidatesStreamed(Message):
     candidates: list  # list[engine.generate.Candidate]
     done: bool = False
     elapsed_ms: float = 0.0
+    examples: list = field(default_factory=list)  # with the final one: the known examples the model read
 
     def can_replace(self, message: Message) -> bool:
         # Textual asks the message being handled whether the next queued one supersedes it: a burst of

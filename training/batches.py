@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from engine.tokenizer import IGNORE_INDEX, Tokenizer
+from engine.tokenizer import EXAMPLE_TOKENS, IGNORE_INDEX, Tokenizer
 
 from .errors import TrainingError
 
@@ -17,10 +17,12 @@ BUCKET_SPAN = 64  # batches sorted together by length; larger = less padding, le
 
 class PairBatches:
     def __init__(self, tokenizer: Tokenizer, pairs, batch_size: int, context: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, neighbours=None, example_tokens: int = EXAMPLE_TOKENS):
+        """`neighbours[i]`: the retrieved examples pair i's prompt shows (training.retrieval)."""
         self.examples = []
-        for pair in pairs:
-            ids, labels = tokenizer.encode_pair(pair.instruction, pair.command)
+        for i, pair in enumerate(pairs):
+            ids, labels = tokenizer.encode_pair(pair.instruction, pair.command, neighbours[i] if neighbours else (),
+                                                example_tokens=example_tokens)
             if len(ids) <= context:  # too long to fit: dropped rather than cut mid-command
                 self.examples.append((np.array(ids, dtype=np.int32), np.array(labels, dtype=np.int32)))
         if len(self.examples) < batch_size * world_size:

@@ -15,7 +15,7 @@ from engine.generate import Engine
 from training.data.jsonl import read_jsonl
 from training.data.records import Pair
 from training.errors import TrainingError
-from training.metrics import exact_match, nlc2cmd_score, top_n_exact_match
+from training.metrics import exact_match, nlc2cmd_score, same_first_utility, top_n_exact_match
 
 __all__ = ["EvalResult", "evaluate", "predict", "load_eval_pairs", "write_predictions", "exact_match",
            "nlc2cmd_score", "top_n_exact_match"]
@@ -29,15 +29,18 @@ DEFAULT_BATCH_SIZE = 32
 class EvalResult:
     exact_match: float  # share of examples whose best prediction is the reference
     top_n_exact_match: float  # share where any of the top-N predictions is
-    nlc2cmd: float  # mean NLC2CMD score, in [-1, 1]
+    nlc2cmd: float  # mean NLC2CMD score of the best of the top-N, in [-1, 1]
     n: int  # examples scored
+    nlc2cmd_top1: float = 0.0  # mean NLC2CMD score of the first prediction alone
+    first_utility: float = 0.0  # share whose first prediction starts with the reference's utility
     predictions: list[list[str]] = field(default_factory=list)  # best first, in input order
     top_n: int = 1
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {"exact_match": round(self.exact_match, 4), "top_n_exact_match": round(self.top_n_exact_match, 4),
-                "nlc2cmd": round(self.nlc2cmd, 4), "n": self.n}
+                "nlc2cmd": round(self.nlc2cmd, 4), "nlc2cmd_top1": round(self.nlc2cmd_top1, 4),
+                "first_utility": round(self.first_utility, 4), "n": self.n}
 
 
 def as_pair(example) -> Pair:
@@ -70,20 +73,28 @@ def predict(engine: Engine, requests: list[str], n: int = 1, batch_size: int = D
 
 
 def evaluate(engine: Engine, pairs, n: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
-             progress: bool = False, width: int | None = None) -> EvalResult:
+             progress: bool = False, width: int | None = None, lookup: bool = False) -> EvalResult:
     """Score `engine` on `pairs` (Pair objects or dicts with 'instruction' and 'command').
-    `width` is the beam width (default n; 1 with n=1 is greedy decoding)."""
+    `width` is the beam width (default n; 1 with n=1 is greedy decoding). `lookup` scores the
+    engine's example index alone (its best examples' commands), the baseline a model must beat."""
     pairs = [as_pair(p) for p in pairs]
     if not pairs:
         raise TrainingError("no examples to evaluate")
     started = time.perf_counter()
-    predictions = predict(engine, [p.instruction for p in pairs], n, batch_size, progress, width)
+    if lookup:
+        if engine.index is None:
+            raise TrainingError(f"{engine.name}: this model has no example index to look up")
+        predictions = [engine.lookup(p.instruction, n) for p in pairs]
+    else:
+        predictions = predict(engine, [p.instruction for p in pairs], n, batch_size, progress, width)
     seconds = time.perf_counter() - started
     count = len(pairs)
     return EvalResult(
         exact_match=sum(top_n_exact_match(preds[:1], p.command) for p, preds in zip(pairs, predictions)) / count,
         top_n_exact_match=sum(top_n_exact_match(preds, p.command) for p, preds in zip(pairs, predictions)) / count,
         nlc2cmd=sum(nlc2cmd_score(preds, p.command) for p, preds in zip(pairs, predictions)) / count,
+        nlc2cmd_top1=sum(nlc2cmd_score(preds[:1], p.command) for p, preds in zip(pairs, predictions)) / count,
+        first_utility=sum(same_first_utility(preds[:1], p.command) for p, preds in zip(pairs, predictions)) / count,
         n=count, predictions=predictions, top_n=n, seconds=seconds,
     )
 

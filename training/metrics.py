@@ -162,3 +162,11 @@ def nlc2cmd_pair(pred: str, ref: str) -> float:
 def nlc2cmd_score(preds: list[str], ref: str) -> float:
     """The example's score: the best S(p) over the top-N predictions; -1 when there are none."""
     return max((nlc2cmd_pair(p, ref) for p in preds), default=-1.0)
+
+
+def same_first_utility(preds: list[str], ref: str) -> bool:
+    """Whether the first prediction's first utility is the reference's (the right tool, flags aside)."""
+    if not preds:
+        return False
+    pred, want = utilities(preds[0]), utilities(ref)
+    return bool(pred and want) and pred[0][0] == want[0][0]

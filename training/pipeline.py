@@ -12,15 +12,18 @@ import torch
 
 from engine.atomic import write_bytes_atomic
 from engine.checkpoint import load_checkpoint
+from engine.examples import ExampleIndex, RetrievalSettings, examples_path, save_examples
 from engine.model import GPT, preset
-from engine.tokenizer import Tokenizer
+from engine.tokenizer import EXAMPLE_TOKENS, Tokenizer
 
 from .batches import PairBatches
 from .data.augment import augment_pairs
+from .data.placeholders import fill_placeholders
 from .data.records import Pair
 from .data.sources import DEFAULT_PAIR_SOURCES, load_pairs, load_texts
 from .data.split import split_pairs
 from .errors import TrainingError
+from .retrieval import index_examples, training_neighbours
 from .run_dir import RunDir
 from .shards import ShardReader, ShardWriter, shard_paths
 from .tokenizer_train import train_tokenizer
@@ -46,7 +49,19 @@ class PairData:
     sources: list[str] = field(default_factory=lambda: list(DEFAULT_PAIR_SOURCES))
     val_fraction: float = 0.05
     augment: int = 4  # request variants per training pair (0 = none)
+    placeholders: bool = False  # also a variant with tldr placeholders filled (data/placeholders.py)
     seed: int = 0
+
+
+@dataclass
+class RetrievalChoice:
+    """Retrieved examples in the prompt while training (training/retrieval.py); k = 0 trains without."""
+    k: int = 0
+    example_tokens: int = EXAMPLE_TOKENS
+    copy_rate: float = 0.15
+
+    def settings(self) -> RetrievalSettings:
+        return RetrievalSettings(k=self.k, example_tokens=self.example_tokens)
 
 
 def read_split(data: PairData) -> tuple[list[Pair], list[Pair]]:
@@ -94,20 +109,47 @@ def as_dicts(pairs: list[Pair]) -> list[dict]:
     return [{"instruction": p.instruction, "command": p.command} for p in pairs]
 
 
+def training_examples(train_pairs: list[Pair], data: PairData) -> tuple[list[Pair], list[int]]:
+    """The examples trained on (each pair, its request variants, its filled-placeholder variant) and,
+    for each, the index of the pair it came from."""
+    examples, origins = [], []
+    for i, pair in enumerate(train_pairs):
+        variants = list(augment_pairs([pair], max_variants=data.augment, seed=data.seed)) if data.augment else [pair]
+        if data.placeholders:
+            filled = fill_placeholders(pair, random.Random(f"{data.seed}\0{pair}"))
+            variants += [filled] if filled else []
+        examples += variants
+        origins += [i] * len(variants)
+    return examples, origins
+
+
 def run_sft(run: RunDir, config: TrainConfig, choice: ModelChoice, data: PairData, resume: bool = False,
-            name: str = "") -> Path:
+            name: str = "", retrieval: RetrievalChoice | None = None) -> Path:
+    """Fine-tune on request/command pairs. With retrieval, the training pairs are also written as the
+    model's example index beside its checkpoint, and every prompt shows retrieved examples."""
+    retrieval = retrieval or RetrievalChoice()
     train_pairs, val_pairs = read_split(data)
     model, tokenizer, meta = build_model(run, choice, lambda: tokenizer_texts(train_pairs))
     rank, world = distributed()
-    augmented = list(augment_pairs(train_pairs, max_variants=data.augment, seed=data.seed)) if data.augment else train_pairs
-    batches = PairBatches(tokenizer, augmented, config.batch_size, model.config.context, seed=config.seed,
-                          rank=rank, world_size=world)
+    examples, origins = training_examples(train_pairs, data)
     eval_pairs = sample(val_pairs, config.eval_samples, seed=1)
-    loss_batches = PairBatches(tokenizer, eval_pairs, min(config.batch_size, len(eval_pairs)), model.config.context)
+    index, neighbours, eval_neighbours = None, None, None
+    if retrieval.k:
+        index = ExampleIndex(index_examples(train_pairs))
+        log.info("retrieving up to %d examples for %d training examples", retrieval.k, len(examples))
+        neighbours = training_neighbours(index, examples, origins, retrieval.k, retrieval.copy_rate, seed=data.seed)
+        eval_neighbours = [index.search(p.instruction, retrieval.k) for p in eval_pairs]
+        if rank == 0:
+            save_examples(examples_path(run.checkpoint), index.examples)
+        meta["retrieval"] = asdict(retrieval.settings())
+    batches = PairBatches(tokenizer, examples, config.batch_size, model.config.context, seed=config.seed,
+                          rank=rank, world_size=world, neighbours=neighbours, example_tokens=retrieval.example_tokens)
+    loss_batches = PairBatches(tokenizer, eval_pairs, min(config.batch_size, len(eval_pairs)), model.config.context,
+                               neighbours=eval_neighbours, example_tokens=retrieval.example_tokens)
     evaluator = Evaluator(val_batches=[loss_batches.next_batch() for _ in range(min(4, loss_batches.batches_per_epoch()))],
-                          val_pairs=eval_pairs)
+                          val_pairs=eval_pairs, index=index, retrieval=retrieval.settings())
     meta.update(name=name or f"sft-{run.path.name}", data=data.sources, train_config=asdict(config),
-                train_pairs=len(train_pairs), train_examples=len(augmented),
+                train_pairs=len(train_pairs), train_examples=len(examples),
                 base_eval_set=as_dicts(sample(val_pairs, BASE_EVAL_SAMPLE, seed=2)),
                 train_pairs_sample=as_dicts(sample(train_pairs, REPLAY_SAMPLE, seed=3)))
     trainer = Trainer(run, config, model, tokenizer, batches, evaluator, meta)

@@ -10,6 +10,7 @@ those already finished, so running it again after a stop (or a crash) resumes wh
 """
 import json
 import logging
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import torch
 from engine import paths
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.examples import examples_path
 from engine.generate import DecodeOptions
 
 from .data.sources import default_data_dir, load_texts
 from .errors import TrainingError
-from .pipeline import ModelChoice, PairData, as_dicts, read_split, run_pretrain, run_sft, tokenizer_texts
+from .pipeline import ModelChoice, PairData, RetrievalChoice, as_dicts, read_split, run_pretrain, run_sft, tokenizer_texts
 from .run_dir import RunDir
 from .tokenizer_train import train_tokenizer
 from .trainer import TrainConfig
@@ -43,12 +45,13 @@ def load_recipe(path) -> dict:
     if "sft" not in recipe:
         raise TrainingError(f"{path}: a recipe needs an [sft] section")
     for phase in ("pretrain", "sft"):
-        unknown = set(recipe.get(phase, {})) - LOOP_KEYS - {"data", "text", "augment", "val_fraction"}
+        unknown = set(recipe.get(phase, {})) - LOOP_KEYS - {"data", "text", "augment", "placeholders", "val_fraction"}
         if unknown:
             raise TrainingError(f"{path}: unknown keys in [{phase}]: {', '.join(sorted(unknown))}")
-    unknown = set(recipe.get("decode", {})) - set(DecodeOptions.__dataclass_fields__)
-    if unknown:
-        raise TrainingError(f"{path}: unknown keys in [decode]: {', '.join(sorted(unknown))}")
+    for section, fields in (("decode", DecodeOptions.__dataclass_fields__), ("retrieval", RetrievalChoice.__dataclass_fields__)):
+        unknown = set(recipe.get(section, {})) - set(fields)
+        if unknown:
+            raise TrainingError(f"{path}: unknown keys in [{section}]: {', '.join(sorted(unknown))}")
     return recipe
 
 
@@ -61,14 +64,20 @@ def _loop(section: dict, phase: str) -> TrainConfig:
 
 
 def run_recipe(path, run_dir=None) -> Path:
+    """Run (or resume) the recipe at `path`; returns its exported model. A finished recipe is not rerun."""
     recipe = load_recipe(path)
     name = recipe.get("name", Path(path).stem)
     root = Path(run_dir) if run_dir else paths.runs_dir() / f"recipe-{name}"
+    if (root / "model.tlm").is_file():
+        return root / "model.tlm"
     root.mkdir(parents=True, exist_ok=True)
     model = recipe.get("model", {})
+    # `init_recipe`: fine-tune the model another recipe makes (run first, in its own directory).
+    init = run_recipe(Path(path).resolve().parent / model["init_recipe"]) if model.get("init_recipe") else None
     sft = recipe["sft"]
     data = PairData(sources=sft.get("data", PairData().sources), val_fraction=sft.get("val_fraction", 0.05),
-                    augment=sft.get("augment", 4), seed=sft.get("seed", 0))
+                    augment=sft.get("augment", 4), placeholders=sft.get("placeholders", False), seed=sft.get("seed", 0))
+    retrieval = RetrievalChoice(**recipe.get("retrieval", {}))
     pretrain = recipe.get("pretrain")
 
     val_file, tokenizer_file = root / "val.jsonl", root / "tokenizer.model"
@@ -76,12 +85,15 @@ def run_recipe(path, run_dir=None) -> Path:
         train_pairs, val_pairs = read_split(data)  # read once for both files
     if not val_file.is_file():  # the validation split, for `tinyllm eval --data` and the model card
         write_text_atomic(val_file, "".join(json.dumps(pair) + "\n" for pair in as_dicts(val_pairs)))
-    if not tokenizer_file.is_file():  # the tokenizer never sees validation pairs
+    if not tokenizer_file.is_file() and not init:  # the tokenizer never sees validation pairs
         texts = (doc for spec in recipe.get("tokenizer", {}).get("text", []) for doc in load_texts(spec))
         proto = train_tokenizer(tokenizer_texts(train_pairs, texts), vocab_size=model.get("vocab_size", 8192))
         write_bytes_atomic(tokenizer_file, proto)
-    choice = ModelChoice(preset=model.get("preset", "tiny"), tokenizer=str(tokenizer_file),
-                         context=model.get("context", 256))
+    if init:
+        choice = ModelChoice(init=str(init))
+    else:
+        choice = ModelChoice(preset=model.get("preset", "tiny"), tokenizer=str(tokenizer_file),
+                             context=model.get("context", 256))
 
     if pretrain:
         run = RunDir(root / "pretrain")
@@ -96,7 +108,7 @@ def run_recipe(path, run_dir=None) -> Path:
     run = RunDir(root / "sft")
     if not _finished(run):
         log.info("phase sft: %s", run.path)
-        run_sft(run, _loop(sft, "sft"), choice, data, resume=run.state.is_file(), name=name)
+        run_sft(run, _loop(sft, "sft"), choice, data, resume=run.state.is_file(), name=name, retrieval=retrieval)
         if not _finished(run):
             raise TrainingError(f"fine-tuning stopped; run the recipe again to resume ({run.path})")
 
@@ -109,4 +121,6 @@ def run_recipe(path, run_dir=None) -> Path:
         pre = load_checkpoint(root / "pretrain" / "checkpoint.tlm").meta
         meta["pretrain"] = {k: pre.get(k) for k in ("data", "steps", "tokens", "train_seconds", "eval")}
     out = save_checkpoint(root / "model.tlm", final.model, final.tokenizer, meta, dtype=dtype)
+    if examples_path(run.checkpoint).is_file():
+        shutil.copyfile(examples_path(run.checkpoint), examples_path(out))
     return out

@@ -86,6 +86,8 @@ class Evaluator:
     """How a phase scores the model: validation loss on held-out batches, and (SFT) exact match."""
     val_batches: list = field(default_factory=list)  # [(x, y)] numpy arrays
     val_pairs: list = field(default_factory=list)  # [Pair] for exact match
+    index: object = None  # engine.examples.ExampleIndex the prompts retrieve from (None: plain prompts)
+    retrieval: object = None  # engine.examples.RetrievalSettings
 
 
 class Trainer:
@@ -250,7 +252,8 @@ class Trainer:
 
             from .evaluate import evaluate
 
-            result = evaluate(Engine(self.model, self.tokenizer), self.evaluator.val_pairs, n=1)
+            result = evaluate(Engine(self.model, self.tokenizer, index=self.evaluator.index,
+                                     retrieval=self.evaluator.retrieval), self.evaluator.val_pairs, n=1)
             scores.update(exact_match=round(result.exact_match, 4), nlc2cmd=round(result.nlc2cmd, 4),
                           n=result.n)
         self.model.train()

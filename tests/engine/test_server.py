@@ -75,6 +75,23 @@ def test_suggest_answers_json_and_lines(daemon):
     assert status == 200 and text.decode().splitlines() == commands
 
 
+def test_an_accepted_correction_comes_first_at_once_through_the_daemon(daemon, home):
+    """What the shell key gets after the user's correction is accepted: no update run, no restart."""
+    status, body = request(daemon, "POST", "/v1/suggest", {"prompt": "print working directory", "n": 2})
+    assert body["candidates"][0] == {**body["candidates"][0], "command": "pwd", "source": "model"}
+    status, body = request(daemon, "POST", "/v1/feedback", {"request": "print working directory", "suggested": "pwd",
+                                                           "corrected": "pwd -P", "source": "shell"})
+    correction = body["id"]
+    feedback_of(home).accept(correction)
+    status, body = request(daemon, "POST", "/v1/suggest", {"prompt": "Print working  directory.", "n": 2})
+    first, second = body["candidates"]
+    assert (first["command"], first["source"]) == ("pwd -P", f"your correction #{correction}")
+    assert second["source"] == "model" and second["command"] != "pwd -P"
+    status, text = post(daemon, b"prompt=print+working+directory&n=2", "application/x-www-form-urlencoded",
+                        "/v1/suggest?format=lines")
+    assert text.decode().splitlines()[0] == "pwd -P"
+
+
 @pytest.mark.parametrize("target, body, status, message", [
     ("/nope", b"{}", 404, "no such endpoint"),
     ("/v1/suggest", b"{bad", 400, "not valid JSON"),
@@ -114,7 +131,7 @@ def test_feedback_is_queued_from_json_and_forms(daemon, home):
                         "application/x-www-form-urlencoded", "/v1/feedback")
     assert status == 200 and json.loads(body)["kind"] == "acceptance"
     store = feedback_of(home)
-    assert [(c.request, c.suggested, c.corrected, c.source) for c in store.corrections()] == [
+    assert [(c.request, c.suggested, c.corrected, c.source) for c in store.corrections() if c.request == "list files"] == [
         ("list files", "ls -la", "ls -lah", "shell")]
     assert [(a.request, a.command, a.source) for a in store.acceptances()] == [("show disk usage", "df -h", "ask")]
 

@@ -38,3 +38,34 @@ def test_empty_requests_are_refused(junk):
 def test_control_characters_and_bad_utf8_are_cleaned():
     assert normalize_request("list\x1b[31m   files\n") == "list [31m files"
     assert normalize_request(b"list \xff files") == "list files"
+
+
+def test_prompt_with_examples_puts_the_most_relevant_nearest_the_request(tiny_tokenizer):
+    from engine.examples import Example
+
+    best, second = Example("list files", "ls -la"), Example("show disk usage", "df -h")
+    tok = tiny_tokenizer
+    ids = tok.encode_prompt("count lines", [best, second])
+    assert ids == [tok.bos_id, *tok.encode_example("show disk usage", "df -h"),
+                   *tok.encode_example("list files", "ls -la"), *tok.encode_prompt("count lines")[1:]]
+    assert tok.decode(ids) == tok.decode(tok.encode("show disk usage") + tok.encode("df -h") + tok.encode("list files")
+                                         + tok.encode("ls -la") + tok.encode("count lines"))
+    # An example over the per-example budget is left out, not cut.
+    assert tok.encode_prompt("count lines", [best], example_tokens=3) == tok.encode_prompt("count lines")
+    # Without room for every example, the farthest goes first; the request keeps its last tokens.
+    room = len(tok.encode_prompt("count lines", [best]))
+    assert tok.encode_prompt("count lines", [best, second], room=room) == tok.encode_prompt("count lines", [best])
+    cut = tok.encode_prompt("count lines " * 50, [best], room=20)
+    assert len(cut) == 20  # the request filled the room; no example fits
+    assert cut[:2] == [tok.bos_id, tok.instruction_id] and cut[-1] == tok.command_id
+
+
+def test_encode_pair_masks_everything_but_the_answer(tiny_tokenizer):
+    from engine.examples import Example
+    from engine.tokenizer import IGNORE_INDEX
+
+    tok = tiny_tokenizer
+    ids, labels = tok.encode_pair("count lines", "wc -l", [Example("list files", "ls -la")])
+    answer = [*tok.encode("wc -l"), tok.eos_id]
+    assert ids[-len(answer):] == answer and labels[-len(answer):] == answer
+    assert set(labels[:-len(answer)]) == {IGNORE_INDEX}

@@ -36,9 +36,13 @@ def suggestions(request: str | bytes, n: int, model: str | None = None) -> dict:
         if status != 200:
             raise EngineError(body["error"]["message"] if isinstance(body, dict) else f"daemon: HTTP {status}")
         return body
+    from engine import paths
     from engine.generate import Engine, timed_suggest
 
     setup_torch()
     path = model_path(model)
-    candidates, latency_ms = timed_suggest(Engine.from_checkpoint(path), request, n)
-    return {"candidates": [c.to_dict() for c in candidates], "latency_ms": round(latency_ms, 1), "model": str(path)}
+    engine = Engine.from_checkpoint(path)
+    engine.follow_feedback(paths.feedback_db_path())
+    candidates, latency_ms = timed_suggest(engine, request, n)
+    return {"candidates": [c.to_dict() for c in candidates], "latency_ms": round(latency_ms, 1), "model": str(path),
+            "examples": [e.to_dict() for e in engine.neighbours(request)]}

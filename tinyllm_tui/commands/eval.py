@@ -1,6 +1,7 @@
 """`tinyllm eval --data FILE.jsonl`: score a model on held-out pairs (exact match, top-N, NLC2CMD)."""
 import argparse
 import sys
+from dataclasses import replace
 
 from .common import model_path, print_json, setup_torch
 
@@ -18,6 +19,10 @@ def register(subparsers) -> None:
     p.add_argument("--beam", type=int, help="beam width (default: -n; 1 is greedy)")
     p.add_argument("--length-alpha", type=float, help="length normalisation of beam scores (default: the model's)")
     p.add_argument("--no-repeat-ngram", type=int, help="block repeated token n-grams (default: the model's)")
+    p.add_argument("--no-retrieval", action="store_true", help="prompts without retrieved examples (k = 0)")
+    p.add_argument("-k", type=int, help="retrieved examples per prompt (default: the model's)")
+    p.add_argument("--hybrid", type=int, help="the lookup's top commands that join the model's candidates (default: the model's)")
+    p.add_argument("--lookup", action="store_true", help="score the example index alone: its best examples' commands")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run)
 
@@ -38,24 +43,32 @@ def run(args) -> int:
     setup_torch()
     path = model_path(args.model)
     engine = Engine.from_checkpoint(path)
-    for option in ("length_alpha", "no_repeat_ngram"):
+    for option in ("length_alpha", "no_repeat_ngram", "hybrid"):
         if getattr(args, option) is not None:
             setattr(engine.options, option, getattr(args, option))
+    if args.k is not None and not 0 <= args.k <= 16:
+        raise TrainingError("-k must be between 0 and 16")
+    if args.no_retrieval or args.k is not None:
+        engine.retrieval = replace(engine.retrieval, k=0 if args.no_retrieval else args.k)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress,
-                      width=max(args.n, args.beam or args.n))
+                      width=max(args.n, args.beam or args.n), lookup=args.lookup)
     if args.out:
         write_predictions(args.out, pairs, result.predictions)
     if args.json:
         print_json({**result.to_dict(), "top_n": args.n, "skipped": skipped, "seconds": round(result.seconds, 2),
-                    "model": str(path), "decode": {"beam": max(args.n, args.beam or args.n),
-                                                   "length_alpha": engine.options.length_alpha,
-                                                   "no_repeat_ngram": engine.options.no_repeat_ngram}})
+                    "model": str(path), "retrieval_k": engine.retrieval.k if engine.index else 0,
+                    "lookup": args.lookup, "decode": {"beam": max(args.n, args.beam or args.n),
+                                                      "length_alpha": engine.options.length_alpha,
+                                                      "no_repeat_ngram": engine.options.no_repeat_ngram,
+                                                      "hybrid": engine.options.hybrid}})
     else:
         rows = [("examples", f"{result.n}" + (f" ({skipped} malformed lines skipped)" if skipped else "")),
                 ("exact match", f"{result.exact_match:.4f}"),
                 (f"top-{args.n} exact match", f"{result.top_n_exact_match:.4f}"),
                 ("nlc2cmd", f"{result.nlc2cmd:.4f}"),
+                ("nlc2cmd top-1", f"{result.nlc2cmd_top1:.4f}"),
+                ("first utility", f"{result.first_utility:.4f}"),
                 ("time", f"{result.seconds:.1f} s ({result.n / max(result.seconds, 1e-9):.0f} examples/s)")]
         for label, value in rows:
             print(f"{label:<20}{value}")

@@ -30,11 +30,13 @@ class Suggestion:
     request: str
     candidates: list = field(default_factory=list)
     elapsed_ms: float | None = None  # None while decoding
+    examples: list = field(default_factory=list)  # the known examples the model read (engine.examples.Example)
 
 
-def candidate_text(rank: int, command: str, score: float) -> Text:
-    """One candidate: rank, command, score, and a worded badge when it is destructive."""
-    text = Text.assemble((f"{rank}. ", "dim"), (command, "bold"), (f"  score {score:.2f}", "dim"))
+def candidate_text(rank: int, command: str, score: float, source: str = "model") -> Text:
+    """One candidate: rank, command, score or where it came from, and a worded badge when it is destructive."""
+    origin = f"  score {score:.2f}" if source == "model" else f"  {source}"
+    text = Text.assemble((f"{rank}. ", "dim"), (command, "bold"), (origin, "dim" if source == "model" else "italic green"))
     reason = destructive_reason(command)
     if reason:
         text.append("\n   ")
@@ -45,19 +47,19 @@ def candidate_text(rank: int, command: str, score: float) -> Text:
 class CandidateItem(ListItem):
     """A candidate row; `e` swaps its text for an input holding the command, to correct it in place."""
 
-    def __init__(self, rank: int, command: str, score: float) -> None:
+    def __init__(self, rank: int, command: str, score: float, source: str = "model") -> None:
         super().__init__()
-        self.rank, self.command, self.score = rank, command, score
+        self.rank, self.command, self.score, self.source = rank, command, score, source
 
     def compose(self) -> ComposeResult:
-        yield Static(candidate_text(self.rank, self.command, self.score), id="candidate-text")
+        yield Static(candidate_text(self.rank, self.command, self.score, self.source), id="candidate-text")
         # No select-on-focus: a correction is usually a small change to the command, not a new one.
         yield Input(id="candidate-edit", compact=True, select_on_focus=False, classes="hidden")
 
-    def show(self, command: str, score: float) -> None:
-        self.command, self.score = command, score
+    def show(self, command: str, score: float, source: str = "model") -> None:
+        self.command, self.score, self.source = command, score, source
         for text in self.query("#candidate-text"):  # none yet when the item is still being mounted
-            text.update(candidate_text(self.rank, command, score))
+            text.update(candidate_text(self.rank, command, score, source))
 
     def start_edit(self) -> None:
         editor = self.query_one("#candidate-edit", Input)
@@ -112,7 +114,9 @@ class SuggestPanel(Vertical):
         yield Input(placeholder="Describe a command, e.g. list files  (Enter)", id="request")
         yield Static(self.model_note, id="suggest-status")
         with Horizontal():
-            yield CandidateList(id="candidates")
+            with Vertical(id="candidates-box"):
+                yield CandidateList(id="candidates")
+                yield Static("", id="examples")
             with Vertical(id="history-box"):
                 yield Label("History", classes="section")
                 yield ListView(id="history")
@@ -143,6 +147,7 @@ class SuggestPanel(Vertical):
         self.current = Suggestion(len(self.history) + 1, request)
         self.history.append(self.current)
         self._show_candidates([])
+        self._show_examples([])
         self.query_one("#suggest-status", Static).update(f"thinking… “{request}”")
         self._refresh_history()
         self.decode(self.current.request_id, request)
@@ -162,10 +167,13 @@ class SuggestPanel(Vertical):
                 if clock() - last_shown >= STREAM_INTERVAL_S:
                     last_shown = clock()
                     self.post_message(CandidatesStreamed(request_id, candidates))
+            candidates = self.engine.with_known(request, candidates, self.n_candidates)
+            examples = self.engine.neighbours(request)
         except EngineError as e:
             self.post_message(SuggestionFailed(request_id, str(e)))
             return
-        self.post_message(CandidatesStreamed(request_id, candidates, done=True, elapsed_ms=(clock() - start) * 1000))
+        self.post_message(CandidatesStreamed(request_id, candidates, done=True, elapsed_ms=(clock() - start) * 1000,
+                                             examples=examples))
 
     def on_candidates_streamed(self, message: CandidatesStreamed) -> None:
         suggestion = self._by_id(message.request_id)
@@ -174,9 +182,12 @@ class SuggestPanel(Vertical):
         suggestion.candidates = message.candidates
         if message.done:
             suggestion.elapsed_ms = message.elapsed_ms
+            suggestion.examples = message.examples
             self._refresh_history()
         if suggestion is self.current:
             self._show_candidates(message.candidates)
+            if message.done:
+                self._show_examples(message.examples)
             if message.done:
                 found = len(message.candidates)
                 self.query_one("#suggest-status", Static).update(
@@ -198,13 +209,24 @@ class SuggestPanel(Vertical):
         del self.candidate_items[len(candidates):]
         for rank, candidate in enumerate(candidates, 1):
             if rank <= len(self.candidate_items):
-                self.candidate_items[rank - 1].show(candidate.command, candidate.score)
+                self.candidate_items[rank - 1].show(candidate.command, candidate.score, candidate.source)
             else:
-                item = CandidateItem(rank, candidate.command, candidate.score)
+                item = CandidateItem(rank, candidate.command, candidate.score, candidate.source)
                 self.candidate_items.append(item)
                 view.append(item)
         if candidates and view.index is None:
             view.index = 0
+
+    def _show_examples(self, examples: list) -> None:
+        """The known examples the model read for this request, most relevant first."""
+        text = Text()
+        if examples:
+            text.append("read from known examples:", style="dim")
+        for example in examples:
+            text.append("\n  ")
+            text.append(example.command, style="bold")
+            text.append(f"  ← {example.request}  ({example.source})", style="dim")
+        self.query_one("#examples", Static).update(text)
 
     def _refresh_history(self) -> None:
         view = self.query_one("#history", ListView)
@@ -219,6 +241,7 @@ class SuggestPanel(Vertical):
         self.current = suggestion
         self.query_one("#request", Input).value = suggestion.request
         self._show_candidates(suggestion.candidates)
+        self._show_examples(suggestion.examples)
 
     # -- corrections ---------------------------------------------------------------------------------
     @on(Input.Submitted, "#candidate-edit")

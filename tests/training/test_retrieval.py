@@ -1,0 +1,65 @@
+"""Training prompts' retrieved examples, and the filled-placeholder variants that teach arguments."""
+import random
+
+from engine.examples import ExampleIndex
+from training.data.placeholders import fill_placeholders, value_for
+from training.data.records import Pair
+from training.pipeline import PairData, training_examples
+from training.retrieval import index_examples, training_neighbours
+
+PAIRS = [
+    Pair("Extract an archive", "tar xf {{path/to/source.tar}}", "tldr", "tar"),
+    Pair("Extract an archive verbosely", "tar xvf {{path/to/source.tar}}", "tldr", "tar"),
+    Pair("Create an archive from a directory", "tar cf {{path/to/target.tar}} {{path/to/directory}}", "tldr", "tar"),
+    Pair("unpack the archive foo.tar", "tar xf foo.tar", "nl2bash"),
+    Pair("extract the archive bar.tar", "tar xf foo.tar", "nl2bash"),  # the same command as the one above
+    Pair("List files", "ls {{[-l|--long]}}", "tldr", "ls"),
+    Pair("Show disk usage", "df -h", "tldr", "df"),
+    Pair("Connect as a user to a port", "ssh {{username}}@{{host}} -p {{port}}", "tldr", "ssh"),
+]
+
+
+def test_training_neighbours_never_include_the_example_itself():
+    index = ExampleIndex(index_examples(PAIRS))
+    examples, origins = training_examples(PAIRS, PairData(augment=4, placeholders=True))
+    for copy_rate in (0.0, 1.0):
+        neighbours = training_neighbours(index, examples, origins, k=3, copy_rate=copy_rate, seed=0)
+        assert len(neighbours) == len(examples)
+        for origin, shown in zip(origins, neighbours):
+            assert len(shown) <= 3
+            assert index.examples[origin] not in shown
+
+
+def test_same_command_neighbours_only_as_the_nearest_copy():
+    index = ExampleIndex(index_examples(PAIRS))
+    examples, origins = PAIRS[3:5] * 50, [3, 4] * 50
+    never = training_neighbours(index, examples, origins, k=3, copy_rate=0.0, seed=0)
+    assert all(e.command != "tar xf foo.tar" for shown in never for e in shown)
+    always = training_neighbours(index, examples, origins, k=3, copy_rate=1.0, seed=0)
+    with_examples = [shown for shown in always if shown]
+    assert with_examples and all(shown[0].command == "tar xf foo.tar" for shown in with_examples)
+    assert all(e.command != "tar xf foo.tar" for shown in with_examples for e in shown[1:])
+
+
+def test_filled_placeholders_name_their_values_in_the_request():
+    rng = random.Random(0)
+    pair = fill_placeholders(PAIRS[7], rng)
+    assert "{{" not in pair.command
+    user, rest = pair.command.split(" ", 1)[1].split("@")
+    host, port = rest.split(" -p ")
+    for value in (user, host, port):
+        assert value in pair.instruction
+    assert pair.instruction.startswith("Connect as a user to a port")
+    # Option spellings take their first form; a command with only those gets no variant.
+    assert fill_placeholders(PAIRS[5], rng) is None
+    assert fill_placeholders(Pair("Run it", "run {{something_odd}}", "tldr"), rng) is None
+    assert value_for("path/to/source.tar", rng).endswith(".tar")
+    assert value_for("path/to/directory", rng).isalpha()
+    assert value_for("100", rng).isdigit() and value_for("100", rng) != "100"
+
+
+def test_training_examples_keep_the_original_and_add_a_filled_variant():
+    examples, origins = training_examples(PAIRS[:1], PairData(augment=2, placeholders=True))
+    assert examples[0] == PAIRS[0] and origins == [0] * len(examples)
+    assert examples[-1].command.startswith("tar xf ") and "{{" not in examples[-1].command
+    assert len(training_examples(PAIRS[:1], PairData(augment=2))[0]) == len(examples) - 1
