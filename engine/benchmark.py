@@ -85,3 +85,23 @@ def bench_decode(model: GPT, prompt_tokens: int = 16, new_tokens: int = 24, runs
         "compiled": ("int8" if int8 else True) if compile else False,
         "compile_s": round(compile_s, 1),
     }
+
+
+def bench_index(path, k: int = 5, queries: int = 1000) -> dict:
+    """Load the example index at `path` and time `queries` searches with requests drawn from it."""
+    import random
+
+    from .examples import ExampleIndex
+
+    start = time.perf_counter()
+    index = ExampleIndex.load(path)
+    load_ms = (time.perf_counter() - start) * 1000
+    requests = [e.request for e in random.Random(0).sample(index.examples, min(queries, len(index.examples)))]
+    times = []
+    for request in requests:
+        start = time.perf_counter()
+        index.search(request, k)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"examples": len(index.examples), "queries": len(times), "k": k, "load_ms": round(load_ms, 1),
+            "p50_ms": round(statistics.median(times), 3), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 3)}

@@ -42,3 +42,28 @@ def test_eval_bad_data_is_a_one_line_error(tiny_checkpoint, tinyllm_home, tmp_pa
         result = tinyllm("eval", "--data", str(path), "--model", str(tiny_checkpoint), home=tinyllm_home)
         assert result.returncode == 2 and result.stderr.startswith("tinyllm: ")
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_eval_uses_the_model_index_and_scores_the_lookup_alone(tiny_checkpoint, tinyllm_home, tmp_path):
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from engine.examples import Example, examples_path, save_examples
+
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    model = save_checkpoint(tmp_path / "r.tlm", checkpoint.model, checkpoint.tokenizer,
+                            {**checkpoint.meta, "retrieval": {"k": 2, "example_tokens": 120}})
+    # The index knows a near twin of each request (another wording, the same command).
+    save_examples(examples_path(model), [Example(f"please {r} now", c, "test") for r, c in PAIRS])
+    data = write_pairs(tmp_path / "eval.jsonl", PAIRS)
+
+    def scores(*flags):
+        result = tinyllm("eval", "--data", str(data), "--model", str(model), "--json", *flags, home=tinyllm_home)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    lookup = scores("--lookup")
+    assert lookup["lookup"] and lookup["exact_match"] == 1.0 and lookup["first_utility"] == 1.0
+    plain = scores("--no-retrieval")
+    assert plain["retrieval_k"] == 0 and plain["exact_match"] == 1.0  # what the tiny model memorised
+    assert scores()["retrieval_k"] == 2 and scores("-k", "1")["retrieval_k"] == 1
+    result = tinyllm("eval", "--data", str(data), "--model", str(tiny_checkpoint), "--lookup", home=tinyllm_home)
+    assert result.returncode == 2 and "no example index" in result.stderr

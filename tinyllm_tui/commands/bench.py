@@ -1,8 +1,8 @@
-"""`tinyllm bench decode|train|shell`: benchmarks that print numbers (JSON with --json)."""
+"""`tinyllm bench decode|train|shell|index`: benchmarks that print numbers (JSON with --json)."""
 from .common import print_json, setup_torch
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="benchmarks: decode speed, training speed, shell latency")
+    p = subparsers.add_parser("bench", help="benchmarks: decode speed, training speed, shell latency, example index")
     sub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
     decode = sub.add_parser("decode", help="KV-cache decode vs recomputing the sequence")
     source = decode.add_mutually_exclusive_group()
@@ -29,6 +29,27 @@ def register(subparsers) -> None:
     shell.add_argument("-n", type=int, default=30, help="timed keypresses (default 30)")
     shell.add_argument("--json", action="store_true")
     shell.set_defaults(func=run_shell)
+    index = sub.add_parser("index", help="example index: load time and query time")
+    index.add_argument("--model", help="checkpoint whose index to time (default: the active model)")
+    index.add_argument("-k", type=int, default=5, help="examples per query (default 5)")
+    index.add_argument("--queries", type=int, default=1000)
+    index.add_argument("--json", action="store_true")
+    index.set_defaults(func=run_index)
+
+
+def run_index(args) -> int:
+    from engine.benchmark import bench_index
+    from engine.examples import examples_path
+
+    from .common import model_path
+
+    result = bench_index(examples_path(model_path(args.model)), k=args.k, queries=args.queries)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{result['examples']} examples loaded in {result['load_ms']} ms; top-{result['k']} query "
+              f"p50 {result['p50_ms']} ms  p95 {result['p95_ms']} ms over {result['queries']} queries")
+    return 0
 
 
 def run_decode(args) -> int:
