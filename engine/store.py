@@ -15,6 +15,7 @@ from . import paths
 from .atomic import atomic_path, write_text_atomic
 from .checkpoint import read_meta
 from .errors import EngineError
+from .examples import examples_path
 
 BUNDLED_MODEL = Path(__file__).parent / "bundled" / "default.tlm"
 
@@ -84,6 +85,9 @@ class ModelStore:
             except FileExistsError:
                 version += 1
         os.close(fd)
+        if examples_path(checkpoint_path).is_file():  # the example index first: the model reads it on load
+            with atomic_path(examples_path(target)) as tmp:
+                shutil.copyfile(examples_path(checkpoint_path), tmp)
         with atomic_path(target) as tmp:
             shutil.copyfile(checkpoint_path, tmp)
         if activate:
@@ -102,6 +106,7 @@ class ModelStore:
         if not self.path(version).is_file():
             raise EngineError(f"no model version {version}")
         self.path(version).unlink()
+        examples_path(self.path(version)).unlink(missing_ok=True)
 
     def previous_version(self) -> int | None:
         """The version before the active one: what `rollback` goes to."""

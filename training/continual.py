@@ -15,6 +15,7 @@ thread could not run it) and writes a run directory the Train panel would list a
 import fcntl
 import logging
 import random
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ import torch
 
 from engine import paths
 from engine.checkpoint import load_checkpoint, read_payload, save_checkpoint
+from engine.examples import examples_path
 from engine.feedback import Correction, FeedbackStore
 from engine.generate import Engine
 from engine.model import GPT
@@ -347,6 +349,8 @@ def _publish(store: ModelStore, model: GPT, tokenizer: Tokenizer, parent_meta: d
     )
     with tempfile.TemporaryDirectory(dir=paths.data_dir(), prefix=".update-") as tmp:
         path = save_checkpoint(Path(tmp) / "model.tlm", model, tokenizer, meta, dtype=dtype)
+        if examples_path(result.parent_path).is_file():  # the new version reads the same examples
+            shutil.copyfile(examples_path(result.parent_path), examples_path(path))
         return store.add(path, activate=True)
 
 

@@ -49,3 +49,20 @@ def test_no_model_at_all_is_a_clear_error(no_bundled_model):
 def test_store_lives_under_tinyllm_home(tinyllm_home):
     assert ModelStore().root.is_relative_to(tinyllm_home)
     assert oct(ModelStore().root.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_version_keeps_its_example_index(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from engine.examples import Example, examples_path, load_examples, save_examples
+
+    model = tmp_path / "m.tlm"
+    shutil.copyfile(tiny_checkpoint, model)
+    save_examples(examples_path(model), [Example("list files", "ls", "test")])
+    store = ModelStore()
+    version = store.add(model)
+    other = store.add(tiny_checkpoint, activate=True)
+    assert load_examples(examples_path(store.path(version))) == [Example("list files", "ls", "test")]
+    assert store.versions() == [version, other] and not examples_path(store.path(other)).exists()
+    store.remove(version)
+    assert not examples_path(store.path(version)).exists()
