@@ -56,3 +56,4 @@ def test_plain_requests_get_a_valid_command(engine, request_text):
     best = engine.suggest(request_text, n=3)[0].command
     assert best and "\n" not in best
     assert shlex.split(best, posix=True)[0].split("/")[-1] in KNOWN_UTILITIES, best
+

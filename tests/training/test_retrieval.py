@@ -63,3 +63,31 @@ def test_training_examples_keep_the_original_and_add_a_filled_variant():
     assert examples[0] == PAIRS[0] and origins == [0] * len(examples)
     assert examples[-1].command.startswith("tar xf ") and "{{" not in examples[-1].command
     assert len(training_examples(PAIRS[:1], PairData(augment=2))[0]) == len(examples) - 1
+
+
+def test_sft_with_retrieval_writes_the_index_and_k_beside_the_checkpoint(tiny_tokenizer, tmp_path):
+    import json
+
+    from engine.examples import examples_path, load_examples
+    from engine.generate import Engine
+    from tests.conftest import PAIRS as TEST_PAIRS
+    from training.pipeline import ModelChoice, RetrievalChoice, run_sft
+    from training.run_dir import RunDir
+    from training.trainer import TrainConfig
+
+    data = tmp_path / "pairs.jsonl"
+    rows = [(r, c) for r, c in TEST_PAIRS] + [(f"please {r}", f"{c} # {i}") for i, (r, c) in enumerate(TEST_PAIRS)]
+    data.write_text("".join(json.dumps({"instruction": r, "command": c}) + "\n" for r, c in rows))
+    tokenizer = tmp_path / "tok.model"
+    tokenizer.write_bytes(tiny_tokenizer.model_proto)
+    run = RunDir(tmp_path / "run")
+    config = TrainConfig(steps=2, batch_size=4, eval_every=100, eval_samples=2, checkpoint_every=100, bf16=False,
+                         progress=False)
+    checkpoint = run_sft(run, config, ModelChoice(preset="nano", tokenizer=str(tokenizer), context=128),
+                         PairData(sources=[f"jsonl:{data}"], val_fraction=0.2, augment=0),
+                         retrieval=RetrievalChoice(k=2, example_tokens=64))
+    examples = load_examples(examples_path(checkpoint))
+    assert examples and all(e.command in {c for _, c in rows} for e in examples)
+    engine = Engine.from_checkpoint(checkpoint)
+    assert (engine.retrieval.k, engine.retrieval.example_tokens) == (2, 64)
+    assert len(engine.index.examples) == len(examples) and engine.neighbours("list files")

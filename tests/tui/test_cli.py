@@ -16,7 +16,8 @@ def test_suggest_json(tiny_checkpoint, tinyllm_home):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["candidates"][0]["command"] == "df -h"
-    assert set(out) == {"candidates", "latency_ms", "model"} and out["latency_ms"] > 0
+    assert set(out) == {"candidates", "latency_ms", "model", "examples"} and out["latency_ms"] > 0
+    assert out["candidates"][0]["source"] == "model" and out["examples"] == []  # this model reads no examples
 
 
 def test_suggest_uses_the_active_model(tiny_checkpoint, tinyllm_home):
