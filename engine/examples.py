@@ -27,6 +27,7 @@ import numpy as np
 
 from .atomic import write_bytes_atomic
 from .errors import EngineError
+from .tokenizer import EXAMPLE_TOKENS
 
 K1, B = 1.2, 0.75
 COMMAND_WEIGHT = 0.1  # command words count this much against request words
@@ -148,11 +149,8 @@ class ExampleIndex:
     def load(cls, path) -> "ExampleIndex":
         return cls(load_examples(path))
 
-    def __len__(self) -> int:
-        return len(self.examples) + len(self._user)
-
     # -- the user's examples -------------------------------------------------------------------
-    def set_user_examples(self, examples: Sequence[Example]) -> None:
+    def _set_user_examples(self, examples: Sequence[Example]) -> None:
         """The user's own examples, newest first: they win ties and exact-request matches."""
         self._user = list(examples)
         self._user_terms = [(set(words(e.request)), set(words(e.command))) for e in self._user]
@@ -189,7 +187,7 @@ class ExampleIndex:
             return
         self._feedback_version = version
         rows.sort(key=lambda r: (r[0] != "correction", -r[1]))  # corrections first, newest first
-        self.set_user_examples([Example(req, cmd, f"your {kind} #{id}") for kind, id, req, cmd in rows])
+        self._set_user_examples([Example(req, cmd, f"your {kind} #{id}") for kind, id, req, cmd in rows])
 
     def _close_feedback(self) -> None:
         if self._feedback is not None:
@@ -212,20 +210,12 @@ class ExampleIndex:
         return scores
 
     def _user_scores(self, request: str) -> list[float]:
-        terms = set(words(request))
-        out = []
-        for request_terms, command_terms in self._user_terms:
-            score = 0.0
-            for term in terms:
-                tid = self.vocab.get(term)
-                # A word the corpus never saw is as rare as a word can be.
-                idf_r = self._requests.idf.get(tid, np.log(1 + len(self.examples))) if tid is not None else np.log(1 + len(self.examples))
-                if term in request_terms:
-                    score += idf_r
-                if term in command_terms:
-                    score += self.command_weight * idf_r
-            out.append(score)
-        return out
+        # A word the corpus never saw is as rare as a word can be.
+        rarest = float(np.log(1 + len(self.examples)))
+        idf = {term: self._requests.idf.get(self.vocab.get(term), rarest) for term in set(words(request))}
+        return [sum(weight * ((term in request_terms) + self.command_weight * (term in command_terms))
+                    for term, weight in idf.items())
+                for request_terms, command_terms in self._user_terms]
 
     def search_ids(self, request: str, k: int, exclude=frozenset()) -> list[int]:
         """Ids of the `k` best base examples for `request`, best first, skipping ids in `exclude`;
@@ -268,7 +258,7 @@ class RetrievalSettings:
     """How many examples a model reads and how long each may be: stored in its checkpoint (meta
     "retrieval") so engine, training and evaluation build the same prompts. k = 0: no retrieval."""
     k: int = 0
-    example_tokens: int = 48
+    example_tokens: int = EXAMPLE_TOKENS
 
     @classmethod
     def from_meta(cls, meta: dict) -> "RetrievalSettings":

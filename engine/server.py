@@ -335,7 +335,8 @@ class Handler(BaseHTTPRequestHandler):
         normalize_request(prompt)  # an empty request is the client's mistake, even with no model loaded
         with self.server.daemon.holder.use() as (engine, name):
             candidates, latency_ms = timed_suggest(engine, prompt, n)
-            examples = [e.to_dict() for e in engine.neighbours(prompt)]
+            # The shell key reads lines only: it skips this second search.
+            examples = [] if self.lines else [e.to_dict() for e in engine.neighbours(prompt)]
         if self.lines:
             text = "".join(c.command + "\n" for c in candidates)
             self._send(HTTPStatus.OK, "text/plain; charset=utf-8", text.encode())

@@ -20,7 +20,7 @@ IGNORE_INDEX = -100
 # Requests longer than this many characters are cut before tokenizing; the context cuts further.
 MAX_REQUEST_CHARS = 4096
 # A retrieved example longer than this many tokens is left out of the prompt (checkpoints store theirs).
-EXAMPLE_TOKENS = 48  # the default of engine.examples.RetrievalSettings
+EXAMPLE_TOKENS = 48
 PROMPT_OVERHEAD = 3  # <bos>, <instruction> and <command> around the request
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

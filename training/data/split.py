@@ -19,13 +19,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from engine.examples import request_key
 from training.data.records import Pair
 
 _SPACES = re.compile(r"\s+")
-
-
-def request_key(text: str) -> str:
-    return _SPACES.sub(" ", text).strip().rstrip(".?! ").lower()
 
 
 def command_key(text: str) -> str:
