@@ -12,6 +12,7 @@ import random
 import resource
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -180,12 +181,15 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 loss_sum, step_tokens = 0.0, 0
-                for _ in range(config.grad_accum):
+                for micro in range(config.grad_accum):
                     x, y = (torch.from_numpy(a).to(self.device) for a in self.batches.next_batch())
-                    loss = self._forward_loss(step_model, x, y) / config.grad_accum
-                    if self.extra_loss is not None:
-                        loss = loss + self.extra_loss(self.model) / config.grad_accum
-                    loss.backward()
+                    # DDP all-reduces in backward; the gradients only need averaging once, on the last micro-step.
+                    last = micro == config.grad_accum - 1
+                    with model.no_sync() if self.world > 1 and not last else nullcontext():
+                        loss = self._forward_loss(step_model, x, y) / config.grad_accum
+                        if self.extra_loss is not None:
+                            loss = loss + self.extra_loss(self.model) / config.grad_accum
+                        loss.backward()
                     loss_sum += loss.item()
                     step_tokens += int((x != self.tokenizer.pad_id).sum()) if config.phase == "sft" else x.numel()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -112,6 +113,38 @@ def test_resume_of_a_corrupt_state_is_a_clear_error(tiny_tokenizer, tmp_path):
         _trainer(tmp_path / "c", tiny_tokenizer).resume()
 
 
+class _RecordingDDP(torch.nn.Module):
+    """Stands in for DistributedDataParallel: records, per forward, whether gradient sync was off."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module, self.syncing, self.forwards = module, True, []
+
+    def forward(self, *args):
+        self.forwards.append(self.syncing)
+        return self.module(*args)
+
+    @contextmanager
+    def no_sync(self):
+        self.syncing = False
+        try:
+            yield
+        finally:
+            self.syncing = True
+
+
+def test_gradient_accumulation_syncs_only_on_the_last_micro_step(tiny_tokenizer, tmp_path, monkeypatch):
+    wrappers = []
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda m: wrappers.append(_RecordingDDP(m)) or wrappers[-1])
+    trainer = _trainer(tmp_path / "ddp", tiny_tokenizer, steps=2)
+    trainer.config.grad_accum = 3
+    trainer.world = 2  # as under torchrun, without a process group
+    monkeypatch.setattr(trainer, "_stop_agreed", lambda: False)
+    monkeypatch.setattr(trainer, "_record_rank_checksums", lambda: None)
+    trainer.train()
+    assert wrappers[0].forwards == [False, False, True] * 2
+
+
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed")
 def test_two_processes_end_with_identical_weights(tiny_tokenizer, tmp_path):
     data = tmp_path / "pairs.jsonl"
@@ -123,7 +156,7 @@ def test_two_processes_end_with_identical_weights(tiny_tokenizer, tmp_path):
     result = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "tinyllm_tui.cli", "train", "sft",
          "--data", f"jsonl:{data}", "--tokenizer", str(tokenizer_file), "--preset", "nano", "--context", "128",
-         "--steps", "4", "--batch-size", "4", "--eval-every", "1000", "--augment", "0", "--no-progress",
+         "--steps", "4", "--batch-size", "4", "--grad-accum", "2", "--eval-every", "1000", "--augment", "0", "--no-progress",
          "--run-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
