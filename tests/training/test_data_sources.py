@@ -1,5 +1,6 @@
 import json
 import shutil
+import sys
 from collections import Counter
 
 import pytest
@@ -171,6 +172,7 @@ def test_man_page_limit_samples_across_the_alphabet(tmp_path, monkeypatch):
 
 
 def test_hf_streaming_on_local_json(tmp_path):
+    pytest.importorskip("datasets", reason="the hf extra is not installed")
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": f"document {i}"}) + "\n" for i in range(5)))
     assert list(hf_texts("json", data_files=str(corpus), limit=3)) == ["document 0", "document 1", "document 2"]
@@ -178,3 +180,9 @@ def test_hf_streaming_on_local_json(tmp_path):
         list(hf_texts("json", data_files=str(corpus), field="body"))
     with pytest.raises(TrainingError, match="cannot stream dataset"):
         list(hf_texts("json", data_files=str(tmp_path / "missing.jsonl")))
+
+
+def test_hf_source_without_the_extra_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import fails as when it is not installed
+    with pytest.raises(TrainingError, match=r"pip install 'tinyllm\[hf\]'"):
+        load_texts("hf:wikitext")

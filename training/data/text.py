@@ -142,9 +142,16 @@ def man_pages(sections=("1", "8"), root: Path = MAN_ROOT, limit: int | None = No
 def hf_texts(name: str, config: str | None = None, split: str = "train", field: str = "text",
              data_files=None, limit: int | None = None) -> Iterator[str]:
     """Documents from a Hugging Face dataset, streamed (nothing is downloaded whole). Works as well for
-    local files through the generic builders: `hf_texts("json", data_files="corpus.jsonl")`."""
-    import datasets  # heavy; only this source needs it
+    local files through the generic builders: `hf_texts("json", data_files="corpus.jsonl")`.
+    Needs the optional `datasets` package; asks for it at once rather than on the first document."""
+    try:
+        import datasets  # heavy, and optional: only this source needs it
+    except ImportError:
+        raise TrainingError("hf: sources need the hf extra: pip install 'tinyllm[hf]'") from None
+    return _hf_stream(datasets, name, config, split, field, data_files, limit)
 
+
+def _hf_stream(datasets, name, config, split, field, data_files, limit) -> Iterator[str]:
     try:
         stream = datasets.load_dataset(name, config, split=split, streaming=True, data_files=data_files)
         for i, example in enumerate(stream):
