@@ -2,7 +2,7 @@
 
 A job is `tinyllm train <phase> ... --run-dir DIR` started in its own session (so closing or crashing
 the app does not kill it) with its output in DIR/train.log. Everything the app knows about a job comes
-from DIR (job.json, metrics.jsonl, train.log; formats in SPEC.md "Training jobs"), so a reopened app
+from DIR (job.json, metrics.jsonl, train.log; described in training/run_dir.py), so a reopened app
 reattaches to running jobs by scanning engine.paths.runs_dir(). No textual here: the panel polls this.
 """
 import json
