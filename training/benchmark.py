@@ -9,7 +9,8 @@ import torch
 
 from engine.model import GPT, preset
 
-from .trainer import TrainConfig, make_optimizer
+from .config import TrainConfig
+from .trainer import make_optimizer
 
 
 def measure_peak_tflops(size: int = 2048, seconds: float = 2.0) -> float:

@@ -35,11 +35,12 @@ from engine.tokenizer import Tokenizer
 
 from .anchoring import L2SP
 from .batches import PairBatches
+from .config import TrainConfig
 from .data.augment import request_variants
 from .data.records import Pair
 from .errors import TrainingError
 from .evaluate import evaluate, exact_match
-from .trainer import TrainConfig, lr_at, make_optimizer
+from .trainer import lr_at, make_optimizer
 
 log = logging.getLogger("tinyllm.training.continual")
 

@@ -17,6 +17,7 @@ from engine.model import GPT, preset
 from engine.tokenizer import EXAMPLE_TOKENS, Tokenizer
 
 from .batches import PairBatches
+from .config import TrainConfig
 from .data.augment import augment_pairs
 from .data.placeholders import fill_placeholders
 from .data.records import Pair
@@ -27,7 +28,7 @@ from .retrieval import index_examples, training_neighbours
 from .run_dir import RunDir
 from .shards import ShardReader, ShardWriter, shard_paths
 from .tokenizer_train import train_tokenizer
-from .trainer import Evaluator, TrainConfig, Trainer, distributed
+from .trainer import Evaluator, Trainer, distributed
 
 log = logging.getLogger("tinyllm.training")
 REPLAY_SAMPLE = 2000  # training pairs stored in the checkpoint for continual-learning replay

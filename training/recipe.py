@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -23,14 +24,14 @@ from engine.examples import examples_path
 from engine.generate import DecodeOptions
 
 from .data.sources import default_data_dir, load_texts
+from .config import TrainConfig
 from .errors import TrainingError
 from .pipeline import ModelChoice, PairData, RetrievalChoice, as_dicts, read_split, run_pretrain, run_sft, tokenizer_texts
 from .run_dir import RunDir
 from .tokenizer_train import train_tokenizer
-from .trainer import TrainConfig
 
 log = logging.getLogger("tinyllm.training")
-LOOP_KEYS = set(TrainConfig.__dataclass_fields__) - {"phase"}
+LOOP_KEYS = {f.name for f in fields(TrainConfig)} - {"phase"}
 
 
 def load_recipe(path) -> dict:

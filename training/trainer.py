@@ -24,28 +24,9 @@ from engine.checkpoint import save_checkpoint
 from engine.model import GPT
 from engine.tokenizer import Tokenizer
 
+from .config import TrainConfig
 from .errors import TrainingError
 from .run_dir import RunDir
-
-
-@dataclass
-class TrainConfig:
-    phase: str = "sft"  # "pretrain" or "sft"
-    steps: int = 1000
-    batch_size: int = 32
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 100
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    eval_every: int = 500
-    eval_samples: int = 200
-    checkpoint_every: int = 200
-    bf16: bool = True
-    compile: bool = False
-    seed: int = 0
-    progress: bool = True
 
 
 def lr_at(step: int, config: TrainConfig) -> float:

@@ -73,7 +73,7 @@ def test_sft_with_retrieval_writes_the_index_and_k_beside_the_checkpoint(tiny_to
     from tests.conftest import PAIRS as TEST_PAIRS
     from training.pipeline import ModelChoice, RetrievalChoice, run_sft
     from training.run_dir import RunDir
-    from training.trainer import TrainConfig
+    from training.config import TrainConfig
 
     data = tmp_path / "pairs.jsonl"
     rows = [(r, c) for r, c in TEST_PAIRS] + [(f"please {r}", f"{c} # {i}") for i, (r, c) in enumerate(TEST_PAIRS)]

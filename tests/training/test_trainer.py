@@ -18,7 +18,8 @@ from tests.conftest import PAIRS
 from training.batches import PairBatches
 from training.data.records import Pair
 from training.run_dir import RunDir
-from training.trainer import TrainConfig, Trainer, lr_at
+from training.config import TrainConfig
+from training.trainer import Trainer, lr_at
 
 PAIR_RECORDS = [Pair(r, c, "test") for r, c in PAIRS]
 

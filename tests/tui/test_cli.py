@@ -67,3 +67,14 @@ def test_suggest_answers_from_a_running_daemon(tiny_checkpoint):
         daemon.wait(timeout=10)
     finally:
         remove_home(home)
+
+
+def test_train_flags_default_to_the_train_config():
+    from tinyllm_tui.cli import build_parser
+    from tinyllm_tui.commands.train import _config
+    from training.config import TrainConfig
+
+    for phase, data in (("sft", []), ("pretrain", ["--text", "man"])):
+        assert _config(build_parser().parse_args(["train", phase, *data]), phase) == TrainConfig(phase=phase)
+    args = build_parser().parse_args(["train", "sft", "--grad-accum", "4", "--no-bf16", "--compile", "--min-lr-ratio", "0"])
+    assert _config(args, "sft") == TrainConfig(grad_accum=4, bf16=False, compile=True, min_lr_ratio=0.0)

@@ -1,31 +1,36 @@
 """`tinyllm train tokenizer|pretrain|sft|recipe`: thin wrappers over training.pipeline."""
+from dataclasses import fields
+
+from training.config import TrainConfig
+
 from .common import setup_torch
 
 
 def _add_model_args(p) -> None:
-    p.add_argument("--preset", default="tiny", help="model size from scratch: nano, tiny, small, ref67m")
+    p.add_argument("--preset", default="tiny", help="model size from scratch: nano, mini, tiny, small, ref67m")
     p.add_argument("--init", help="start from this checkpoint instead (its tokenizer comes with it)")
     p.add_argument("--tokenizer", help="SentencePiece model file (default: trained on the data)")
     p.add_argument("--vocab-size", type=int, default=8192)
     p.add_argument("--context", type=int, default=256)
 
 
-def _add_loop_args(p, steps: int, lr: float) -> None:
-    p.add_argument("--steps", type=int, default=steps)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--eval-samples", type=int, default=200)
-    p.add_argument("--checkpoint-every", type=int, default=200)
-    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--seed", type=int, default=0)
+def _add_loop_args(p) -> None:
+    """One flag per TrainConfig field, default and help taken from it: --batch-size N, --no-bf16, --compile."""
+    for setting in fields(TrainConfig):
+        if setting.name == "phase":
+            continue
+        flag, help = setting.name.replace("_", "-"), setting.metadata["help"]
+        if isinstance(setting.default, bool):
+            if setting.default:
+                p.add_argument(f"--no-{flag}", dest=setting.name, action="store_false", help=f"turn off {help}")
+            else:
+                p.add_argument(f"--{flag}", action="store_true", help=help)
+        else:
+            p.add_argument(f"--{flag}", type=type(setting.default), default=setting.default,
+                           help=f"{help} (default: %(default)s)")
     p.add_argument("--run-dir", help="where the run keeps its files (default: a new folder under the data dir)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--name", default="", help="a name for the model")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def register(subparsers) -> None:
@@ -42,7 +47,7 @@ def register(subparsers) -> None:
     pre = sub.add_parser("pretrain", help="next-token pretraining on text")
     pre.add_argument("--text", action="append", required=True, help="text source (text:PATH, man, hf:NAME)")
     _add_model_args(pre)
-    _add_loop_args(pre, steps=2000, lr=1e-3)
+    _add_loop_args(pre)
     pre.set_defaults(func=run_pretrain)
 
     sft = sub.add_parser("sft", help="fine-tune on (request, command) pairs, loss on the command only")
@@ -50,7 +55,7 @@ def register(subparsers) -> None:
     sft.add_argument("--val-fraction", type=float, default=0.05)
     sft.add_argument("--augment", type=int, default=4, help="request variants per pair (0 = none)")
     _add_model_args(sft)
-    _add_loop_args(sft, steps=2000, lr=1e-3)
+    _add_loop_args(sft)
     sft.set_defaults(func=run_sft)
 
     recipe = sub.add_parser("recipe", help="run every phase of a recipe file (resumable)")
@@ -59,13 +64,8 @@ def register(subparsers) -> None:
     recipe.set_defaults(func=run_recipe)
 
 
-def _config(args, phase: str):
-    from training.trainer import TrainConfig
-
-    return TrainConfig(phase=phase, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                       grad_accum=args.grad_accum, eval_every=args.eval_every, eval_samples=args.eval_samples,
-                       checkpoint_every=args.checkpoint_every, bf16=args.bf16, compile=args.compile,
-                       seed=args.seed, progress=args.progress)
+def _config(args, phase: str) -> TrainConfig:
+    return TrainConfig(phase=phase, **{s.name: getattr(args, s.name) for s in fields(TrainConfig) if s.name != "phase"})
 
 
 def _choice(args):
