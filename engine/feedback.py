@@ -14,7 +14,7 @@ import re
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
@@ -94,25 +94,40 @@ class Acceptance:
     created: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class UpdateRecord:
-    """One gated continual-learning attempt: the scores the gate saw and what it decided."""
+    """One gated continual-learning attempt: the scores the gate saw and what it decided.
 
-    id: int
-    time: float
-    decision: str
-    new_delta: float | None
-    base_delta: float | None
-    new_before: float | None
-    new_after: float | None
-    base_before: float | None
-    base_after: float | None
-    delta_threshold: float | None
-    epsilon: float | None
-    parent_version: int | None
-    new_version: int | None
-    correction_ids: list[int]
-    message: str
+    `training.continual.run_update` returns one and the store keeps it (the `updates` table); the store
+    stamps `id` and `time`. Scores are exact-match fractions on the corrections ("new") and on the
+    base set ("base", where forgetting would show), before and after fine-tuning."""
+
+    decision: str  # one of DECISIONS
+    correction_ids: list[int] = field(default_factory=list)
+    parent_version: int | None = None
+    new_version: int | None = None
+    new_before: float | None = None
+    new_after: float | None = None
+    base_before: float | None = None
+    base_after: float | None = None
+    delta_threshold: float | None = None  # the gate: new must rise by at least this...
+    epsilon: float | None = None  # ...and base fall by at most this
+    message: str = ""
+    id: int | None = None
+    time: float | None = None
+
+    @property
+    def new_delta(self) -> float | None:
+        return _delta(self.new_before, self.new_after)
+
+    @property
+    def base_delta(self) -> float | None:
+        return _delta(self.base_before, self.base_after)
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    # Rounded so the gate compares k/n fractions, not float noise (0.3 - 0.2 != 0.1).
+    return None if before is None or after is None else round(after - before, 6)
 
 
 # Colour codes and cursor moves come along when a command is pasted from a terminal.
@@ -186,9 +201,9 @@ def _correction(row: sqlite3.Row) -> Correction:
 
 
 def _update_record(row: sqlite3.Row) -> UpdateRecord:
-    fields = dict(row)
-    fields["correction_ids"] = json.loads(fields["correction_ids"])
-    return UpdateRecord(**fields)
+    # new_delta and base_delta are stored too (for anyone reading the file) but derived here.
+    values = {f.name: row[f.name] for f in fields(UpdateRecord)}
+    return UpdateRecord(**{**values, "correction_ids": json.loads(values["correction_ids"])})
 
 
 class FeedbackStore:
@@ -387,48 +402,20 @@ class FeedbackStore:
 
     # -- gated updates -----------------------------------------------------------------------
 
-    def record_update(
-        self,
-        *,
-        decision: str,
-        new_delta: float | None = None,
-        base_delta: float | None = None,
-        new_before: float | None = None,
-        new_after: float | None = None,
-        base_before: float | None = None,
-        base_after: float | None = None,
-        delta_threshold: float | None = None,
-        epsilon: float | None = None,
-        parent_version: int | None = None,
-        new_version: int | None = None,
-        correction_ids: Iterable[int] = (),
-        message: str = "",
-    ) -> int:
-        """Log one gated update attempt (the store stamps `time`); returns its id."""
-        if decision not in DECISIONS:
-            raise EngineError(f"unknown update decision {decision!r}; expected one of {', '.join(DECISIONS)}")
-        row = {
-            "time": time.time(),
-            "decision": decision,
-            "new_delta": new_delta,
-            "base_delta": base_delta,
-            "new_before": new_before,
-            "new_after": new_after,
-            "base_before": base_before,
-            "base_after": base_after,
-            "delta_threshold": delta_threshold,
-            "epsilon": epsilon,
-            "parent_version": parent_version,
-            "new_version": new_version,
-            "correction_ids": json.dumps([int(i) for i in correction_ids]),
-            "message": message,
-        }
+    def record_update(self, record: UpdateRecord) -> UpdateRecord:
+        """Log one gated update attempt; returns it as stored (with its `id` and `time`)."""
+        if record.decision not in DECISIONS:
+            raise EngineError(f"unknown update decision {record.decision!r}; expected one of {', '.join(DECISIONS)}")
+        record = replace(record, time=time.time(), correction_ids=[int(i) for i in record.correction_ids])
+        row = {f.name: getattr(record, f.name) for f in fields(UpdateRecord) if f.name != "id"}
+        row.update(correction_ids=json.dumps(record.correction_ids), new_delta=record.new_delta,
+                   base_delta=record.base_delta)
         with self._transaction() as conn:
             cursor = conn.execute(
                 f"INSERT INTO updates ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 tuple(row.values()),
             )
-            return cursor.lastrowid
+            return replace(record, id=cursor.lastrowid)
 
     def updates(self) -> list[UpdateRecord]:
         with self._transaction(write=False) as conn:

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ import torch
 from engine import paths
 from engine.checkpoint import load_checkpoint, read_payload, save_checkpoint
 from engine.examples import examples_path
-from engine.feedback import Correction, FeedbackStore
+from engine.feedback import Correction, FeedbackStore, UpdateRecord
 from engine.generate import Engine
 from engine.model import GPT
 from engine.store import ModelStore
@@ -80,38 +80,6 @@ class Scores:
     n: int
 
 
-@dataclass
-class UpdateResult:
-    decision: str  # accepted | rejected | nothing-to-learn
-    correction_ids: list[int] = field(default_factory=list)
-    parent_version: int | None = None
-    parent_path: str = ""
-    version: int | None = None
-    new_before: Scores | None = None
-    new_after: Scores | None = None
-    base_before: Scores | None = None
-    base_after: Scores | None = None
-    base_set: str = ""  # "base_eval_set" or "replay" (the model carried no eval set)
-    message: str = ""
-
-    @property
-    def new_delta(self) -> float | None:
-        return _delta(self.new_before, self.new_after)
-
-    @property
-    def base_delta(self) -> float | None:
-        return _delta(self.base_before, self.base_after)
-
-    def to_json(self) -> dict:
-        return {"decision": self.decision, "new_delta": self.new_delta, "base_delta": self.base_delta,
-                "version": self.version, "corrections": self.correction_ids}
-
-
-def _delta(before: Scores | None, after: Scores | None) -> float | None:
-    # Rounded so the gate compares k/n fractions, not float noise (0.3 - 0.2 != 0.1).
-    return None if before is None or after is None else round(after.exact_match - before.exact_match, 6)
-
-
 # -- the pieces -----------------------------------------------------------------------------------
 
 def _key(request: str) -> str:
@@ -132,27 +100,26 @@ def training_examples(corrections: list[Correction]) -> list[Pair]:
     return examples
 
 
-def _pairs(items, superseded: set[str]) -> list[Pair]:
-    """{"instruction","command"} dicts as Pairs, deduplicated, without requests a correction overrides
-    (replaying or scoring the old answer would fight the user's fix)."""
-    seen, pairs = set(), []
-    for item in items or []:
-        try:
-            pair = Pair(str(item["instruction"]), str(item["command"]), "replay")
-        except (KeyError, TypeError):
-            continue
+def _pairs(pairs: list[Pair], superseded: set[str]) -> list[Pair]:
+    """`pairs` deduplicated, without requests a correction overrides (replaying or scoring the old answer
+    would fight the user's fix)."""
+    seen, kept = set(), []
+    for pair in pairs:
         if _key(pair.instruction) in superseded or (pair.instruction, pair.command) in seen:
             continue
         seen.add((pair.instruction, pair.command))
-        pairs.append(pair)
-    return pairs
+        kept.append(pair)
+    return kept
+
+
+def _stored_pairs(meta: dict, key: str) -> list[Pair]:
+    """A pair sample a checkpoint carries in its metadata (`train_pairs_sample`, `base_eval_set`)."""
+    return [pair for item in meta.get(key) or [] if (pair := Pair.from_dict(item, key))]
 
 
 def replay_buffer(meta: dict, learned: list[Correction], superseded: set[str]) -> list[Pair]:
     """Everything replay may draw from: the model's base training sample and corrections learned before."""
-    items = list(meta.get("train_pairs_sample") or [])
-    items += [{"instruction": c.request, "command": c.corrected} for c in learned]
-    return _pairs(items, superseded)
+    return _pairs(_stored_pairs(meta, "train_pairs_sample") + correction_pairs(learned), superseded)
 
 
 def training_mix(corrections: list[Correction], buffer: list[Pair], config: UpdateConfig) -> list[Pair]:
@@ -245,8 +212,9 @@ def update_lock():
 # -- the update -----------------------------------------------------------------------------------
 
 def run_update(config: UpdateConfig | None = None, dry_run: bool = False, feedback: FeedbackStore | None = None,
-               store: ModelStore | None = None) -> UpdateResult:
+               store: ModelStore | None = None) -> UpdateRecord:
     """Train on the queue, gate, and (unless `dry_run`) record the decision and publish an accepted model.
+    Returns the record (as stored, unless `dry_run`).
 
     A failure is recorded as decision "error" and raised again (TrainingError/EngineError: exit 2)."""
     config = config or UpdateConfig()
@@ -257,23 +225,23 @@ def run_update(config: UpdateConfig | None = None, dry_run: bool = False, feedba
         return _attempt(config, feedback, store, dry_run=True)
     with update_lock():
         try:
-            result = _attempt(config, feedback, store, dry_run=False)
+            record = _attempt(config, feedback, store, dry_run=False)
         except Exception as e:
-            feedback.record_update(decision="error", delta_threshold=config.delta, epsilon=config.epsilon,
-                                   parent_version=store.active_version(), message=f"{e.__class__.__name__}: {e}")
+            feedback.record_update(UpdateRecord("error", parent_version=store.active_version(),
+                                                delta_threshold=config.delta, epsilon=config.epsilon,
+                                                message=f"{e.__class__.__name__}: {e}"))
             raise
-        _record(feedback, result, config)
-        return result
+        return feedback.record_update(record)
 
 
-def _attempt(config: UpdateConfig, feedback: FeedbackStore, store: ModelStore, dry_run: bool) -> UpdateResult:
+def _attempt(config: UpdateConfig, feedback: FeedbackStore, store: ModelStore, dry_run: bool) -> UpdateRecord:
     corrections = feedback.accepted_unlearned()
-    parent_version = store.active_version()
     parent_path = store.active_path()
-    result = UpdateResult("nothing-to-learn", [c.id for c in corrections], parent_version, str(parent_path))
+    record = UpdateRecord("nothing-to-learn", [c.id for c in corrections], store.active_version(),
+                          delta_threshold=config.delta, epsilon=config.epsilon)
     if not corrections:
-        result.message = "no accepted corrections to learn"
-        return result
+        record.message = "no accepted corrections to learn"
+        return record
 
     checkpoint = load_checkpoint(parent_path)
     model, tokenizer, meta = checkpoint.model, checkpoint.tokenizer, checkpoint.meta
@@ -281,86 +249,78 @@ def _attempt(config: UpdateConfig, feedback: FeedbackStore, store: ModelStore, d
     # every update it is part of: it is learned as it stands.
     known = already_answered(model, tokenizer, corrections)
     if known and not dry_run:
-        feedback.mark_learned([c.id for c in known], parent_version)
+        feedback.mark_learned([c.id for c in known], record.parent_version)
     corrections = [c for c in corrections if c not in known]
-    result.correction_ids = [c.id for c in corrections]
+    record.correction_ids = [c.id for c in corrections]
     if not corrections:
-        result.message = "the model already answers every accepted correction (marked learned)"
-        return result
+        record.message = "the model already answers every accepted correction (marked learned)"
+        return record
     superseded = {_key(c.request) for c in corrections}
     buffer = replay_buffer(meta, feedback.learned(), superseded)
     new_pairs = correction_pairs(corrections)
-    base_pairs, result.base_set = _pairs(meta.get("base_eval_set"), superseded), "base_eval_set"
+    base_pairs, base_set = _pairs(_stored_pairs(meta, "base_eval_set"), superseded), "base_eval_set"
     notes = []
     if not base_pairs:
-        base_pairs, result.base_set = buffer, "replay"
+        base_pairs, base_set = buffer, "replay"
         notes.append("the model has no base eval set; the gate scores the replay pairs instead")
         log.warning(notes[-1])
     if not base_pairs:
         raise TrainingError("nothing to check forgetting against: the model has no base eval set or replay pairs")
 
-    result.new_before, result.base_before = score(model, tokenizer, new_pairs), score(model, tokenizer, base_pairs)
+    before = score(model, tokenizer, new_pairs), score(model, tokenizer, base_pairs)
     fine_tune(model, tokenizer, training_mix(corrections, buffer, config), config)
     dtype = _stored_dtype(parent_path)
     if dtype is not None:
         _as_stored(model, dtype)
-    result.new_after, result.base_after = score(model, tokenizer, new_pairs), score(model, tokenizer, base_pairs)
+    after = score(model, tokenizer, new_pairs), score(model, tokenizer, base_pairs)
+    record.new_before, record.base_before = (s.exact_match for s in before)
+    record.new_after, record.base_after = (s.exact_match for s in after)
 
-    passed = result.new_delta >= config.delta and result.base_delta >= -config.epsilon
-    result.decision = "accepted" if passed else "rejected"
-    notes.append(_explain(result, config))
-    result.message = "; ".join(notes)
+    passed = record.new_delta >= config.delta and record.base_delta >= -config.epsilon
+    record.decision = "accepted" if passed else "rejected"
+    notes.append(_explain(record, f"{base_set}: {len(base_pairs)} pairs"))
+    record.message = "; ".join(notes)
     if passed and not dry_run:
-        result.version = _publish(store, model, tokenizer, meta, new_pairs, result, config, dtype)
-        feedback.mark_learned(result.correction_ids, result.version)
-    return result
+        scores = {"new_before": asdict(before[0]), "base_before": asdict(before[1]),
+                  "new_after": asdict(after[0]), "base_after": asdict(after[1]), "base_set": base_set}
+        record.new_version = _publish(store, model, tokenizer, meta, parent_path, new_pairs, record, scores,
+                                      config, dtype)
+        feedback.mark_learned(record.correction_ids, record.new_version)
+    return record
 
 
-def _explain(result: UpdateResult, config: UpdateConfig) -> str:
-    parts = [f"new {result.new_before.exact_match:.3f} -> {result.new_after.exact_match:.3f} "
-             f"(delta {result.new_delta:+.3f}, needs >= {config.delta:+.3f})",
-             f"base[{result.base_set}] {result.base_before.exact_match:.3f} -> {result.base_after.exact_match:.3f} "
-             f"(delta {result.base_delta:+.3f}, needs >= {-config.epsilon:+.3f})"]
-    return ", ".join(parts)
+def _explain(record: UpdateRecord, base_set: str) -> str:
+    return (f"new {record.new_before:.3f} -> {record.new_after:.3f} "
+            f"(delta {record.new_delta:+.3f}, needs >= {record.delta_threshold:+.3f}), "
+            f"base[{base_set}] {record.base_before:.3f} -> {record.base_after:.3f} "
+            f"(delta {record.base_delta:+.3f}, needs >= {-record.epsilon:+.3f})")
 
 
-def _publish(store: ModelStore, model: GPT, tokenizer: Tokenizer, parent_meta: dict, new_pairs: list[Pair],
-             result: UpdateResult, config: UpdateConfig, dtype: torch.dtype | None) -> int:
+def _publish(store: ModelStore, model: GPT, tokenizer: Tokenizer, parent_meta: dict, parent_path: Path,
+             new_pairs: list[Pair], record: UpdateRecord, scores: dict, config: UpdateConfig,
+             dtype: torch.dtype | None) -> int:
     """Save the updated model as the next version and activate it (the daemon follows the pointer)."""
-    if store.active_version() != result.parent_version:
+    if store.active_version() != record.parent_version:
         raise TrainingError("the active model changed while the update ran; run the update again")
-    if result.parent_version is None:
+    if record.parent_version is None:
         # The bundled model cannot be activated by number: keep a copy so `models activate` rolls back.
-        result.parent_version = store.add(result.parent_path)
+        record.parent_version = store.add(parent_path)
     sample = list(parent_meta.get("train_pairs_sample") or [])
-    sample += [{"instruction": p.instruction, "command": p.command} for p in new_pairs]
+    sample += [pair.to_dict() for pair in new_pairs]
     meta = {k: v for k, v in parent_meta.items() if k not in ("created", "eval")}
     meta.update(
-        parent={"version": result.parent_version, "path": result.parent_path},
+        parent={"version": record.parent_version, "path": str(parent_path)},
         train_pairs_sample=sample,
         base_eval_set=parent_meta.get("base_eval_set") or [],
         continual={
-            "time": time.time(), "corrections": result.correction_ids,
-            "new_before": asdict(result.new_before), "new_after": asdict(result.new_after),
-            "base_before": asdict(result.base_before), "base_after": asdict(result.base_after),
-            "new_delta": result.new_delta, "base_delta": result.base_delta, "base_set": result.base_set,
+            "time": time.time(), "corrections": record.correction_ids, **scores,
+            "new_delta": record.new_delta, "base_delta": record.base_delta,
             "thresholds": {"delta": config.delta, "epsilon": config.epsilon},
             "config": asdict(config),
         },
     )
     with tempfile.TemporaryDirectory(dir=paths.data_dir(), prefix=".update-") as tmp:
         path = save_checkpoint(Path(tmp) / "model.tlm", model, tokenizer, meta, dtype=dtype)
-        if examples_path(result.parent_path).is_file():  # the new version reads the same examples
-            shutil.copyfile(examples_path(result.parent_path), examples_path(path))
+        if examples_path(parent_path).is_file():  # the new version reads the same examples
+            shutil.copyfile(examples_path(parent_path), examples_path(path))
         return store.add(path, activate=True)
-
-
-def _record(feedback: FeedbackStore, result: UpdateResult, config: UpdateConfig) -> None:
-    scores = {}
-    if result.new_after is not None:
-        scores = dict(new_before=result.new_before.exact_match, new_after=result.new_after.exact_match,
-                      base_before=result.base_before.exact_match, base_after=result.base_after.exact_match)
-    feedback.record_update(decision=result.decision, new_delta=result.new_delta, base_delta=result.base_delta,
-                           delta_threshold=config.delta, epsilon=config.epsilon,
-                           parent_version=result.parent_version, new_version=result.version,
-                           correction_ids=result.correction_ids, message=result.message, **scores)

@@ -46,10 +46,9 @@ class EvalResult:
 def as_pair(example) -> Pair:
     if isinstance(example, Pair):
         return example
-    try:
-        return Pair(str(example["instruction"]), str(example["command"]), "eval")
-    except (KeyError, TypeError):
-        raise TrainingError("an eval example needs 'instruction' and 'command'") from None
+    if pair := Pair.from_dict(example, "eval"):
+        return pair
+    raise TrainingError("an eval example needs 'instruction' and 'command'")
 
 
 def predict(engine: Engine, requests: list[str], n: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -109,6 +108,6 @@ def load_eval_pairs(path, limit: int | None = None) -> tuple[list[Pair], int]:
 
 
 def write_predictions(path, pairs: list[Pair], predictions: list[list[str]]) -> None:
-    lines = [json.dumps({"instruction": p.instruction, "command": p.command, "predictions": preds},
+    lines = [json.dumps({**p.to_dict(), "predictions": preds},
                         ensure_ascii=False) for p, preds in zip(pairs, predictions)]
     write_text_atomic(Path(path), "".join(line + "\n" for line in lines), mode=0o644)

@@ -106,10 +106,6 @@ def sample(items: list, k: int, seed: int = 0) -> list:
     return random.Random(seed).sample(items, min(k, len(items)))
 
 
-def as_dicts(pairs: list[Pair]) -> list[dict]:
-    return [{"instruction": p.instruction, "command": p.command} for p in pairs]
-
-
 def training_examples(train_pairs: list[Pair], data: PairData) -> tuple[list[Pair], list[int]]:
     """The examples trained on (each pair, its request variants, its filled-placeholder variant) and,
     for each, the index of the pair it came from."""
@@ -151,8 +147,8 @@ def run_sft(run: RunDir, config: TrainConfig, choice: ModelChoice, data: PairDat
                           val_pairs=eval_pairs, index=index, retrieval=retrieval.settings())
     meta.update(name=name or f"sft-{run.path.name}", data=data.sources, train_config=asdict(config),
                 train_pairs=len(train_pairs), train_examples=len(examples),
-                base_eval_set=as_dicts(sample(val_pairs, BASE_EVAL_SAMPLE, seed=2)),
-                train_pairs_sample=as_dicts(sample(train_pairs, REPLAY_SAMPLE, seed=3)))
+                base_eval_set=[p.to_dict() for p in sample(val_pairs, BASE_EVAL_SAMPLE, seed=2)],
+                train_pairs_sample=[p.to_dict() for p in sample(train_pairs, REPLAY_SAMPLE, seed=3)])
     trainer = Trainer(run, config, model, tokenizer, batches, evaluator, meta)
     if resume:
         trainer.resume()

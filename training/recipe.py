@@ -26,7 +26,7 @@ from engine.generate import DecodeOptions
 from .data.sources import default_data_dir, load_texts
 from .config import TrainConfig
 from .errors import TrainingError
-from .pipeline import ModelChoice, PairData, RetrievalChoice, as_dicts, read_split, run_pretrain, run_sft, tokenizer_texts
+from .pipeline import ModelChoice, PairData, RetrievalChoice, read_split, run_pretrain, run_sft, tokenizer_texts
 from .run_dir import RunDir
 from .tokenizer_train import train_tokenizer
 
@@ -85,7 +85,7 @@ def run_recipe(path, run_dir=None) -> Path:
     if not (val_file.is_file() and tokenizer_file.is_file()):
         train_pairs, val_pairs = read_split(data)  # read once for both files
     if not val_file.is_file():  # the validation split, for `tinyllm eval --data` and the model card
-        write_text_atomic(val_file, "".join(json.dumps(pair) + "\n" for pair in as_dicts(val_pairs)))
+        write_text_atomic(val_file, "".join(json.dumps(pair.to_dict()) + "\n" for pair in val_pairs))
     if not tokenizer_file.is_file() and not init:  # the tokenizer never sees validation pairs
         texts = (doc for spec in recipe.get("tokenizer", {}).get("text", []) for doc in load_texts(spec))
         proto = train_tokenizer(tokenizer_texts(train_pairs, texts), vocab_size=model.get("vocab_size", 8192))

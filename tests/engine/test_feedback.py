@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from engine.errors import EngineError
-from engine.feedback import MAX_FIELD_BYTES, SCHEMA_VERSION, FeedbackStore
+from engine.feedback import MAX_FIELD_BYTES, SCHEMA_VERSION, FeedbackStore, UpdateRecord
 
 
 @pytest.fixture
@@ -125,17 +125,18 @@ def test_export(store, tmp_path):
 
 
 def test_updates(store):
-    id = store.record_update(
-        decision="accepted", new_delta=0.5, base_delta=-0.01, new_before=0.2, new_after=0.7,
-        base_before=0.8, base_after=0.79, delta_threshold=0.1, epsilon=0.02,
-        parent_version=1, new_version=2, correction_ids=[3, 4], message="learned 2 corrections",
-    )
-    store.record_update(decision="nothing-to-learn")
+    stored = store.record_update(UpdateRecord(
+        "accepted", correction_ids=[3, 4], parent_version=1, new_version=2, new_before=0.2, new_after=0.7,
+        base_before=0.8, base_after=0.79, delta_threshold=0.1, epsilon=0.02, message="learned 2 corrections"))
+    store.record_update(UpdateRecord("nothing-to-learn"))
     first, second = store.updates()
-    assert (first.id, first.decision, first.correction_ids, first.new_version) == (id, "accepted", [3, 4], 2)
+    assert first == stored and stored.id is not None and stored.time is not None
+    assert (first.new_delta, first.base_delta) == (0.5, -0.01)  # rounded: not 0.49999999999999994
     assert (second.decision, second.correction_ids, second.new_delta) == ("nothing-to-learn", [], None)
+    with sqlite3.connect(store.path) as db:  # the derived deltas are in the file for other readers
+        assert db.execute("SELECT new_delta, base_delta FROM updates WHERE id = ?", (first.id,)).fetchone() == (0.5, -0.01)
     with pytest.raises(EngineError):
-        store.record_update(decision="maybe")
+        store.record_update(UpdateRecord("maybe"))
 
 
 def test_file_is_private_wal_and_versioned(store):

@@ -164,8 +164,9 @@ async def test_review_accept_reject_edit_and_update(tinyllm_home, tmp_path):
     second = store.add_correction("show disk usage", "du", "df -h", source="shell")
     fake_update = tmp_path / "fake_update.py"
     fake_update.write_text(
-        "import json\nfrom engine.feedback import FeedbackStore\n"
-        "FeedbackStore().record_update(decision='rejected', new_delta=0.5, base_delta=-0.2, message='forgot')\n"
+        "import json\nfrom engine.feedback import FeedbackStore, UpdateRecord\n"
+        "FeedbackStore().record_update(UpdateRecord('rejected', new_before=0.25, new_after=0.75, base_before=0.5,"
+        " base_after=0.3, message='forgot'))\n"
         "print('training...')\n"
         "print(json.dumps({'decision': 'rejected', 'new_delta': 0.5, 'base_delta': -0.2, 'version': None,"
         " 'corrections': [1]}))\n"

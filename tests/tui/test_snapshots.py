@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Input
 
 from engine.checkpoint import save_checkpoint
-from engine.feedback import FeedbackStore
+from engine.feedback import FeedbackStore, UpdateRecord
 from engine.generate import Candidate
 from engine.store import ModelStore
 from tinyllm_tui.app import TinyLLMApp
@@ -110,8 +110,8 @@ def test_review_tab(snap_compare, tinyllm_home):
     store.add_correction("list files", "ls", "ls -la", source="tui")
     store.add_correction("show disk usage", "du", "df -h", source="shell")
     store.accept(1)
-    store.record_update(decision="rejected", new_delta=0.5, base_delta=-0.08, parent_version=1,
-                        correction_ids=[1], message="base accuracy fell")
+    store.record_update(UpdateRecord("rejected", [1], parent_version=1, new_before=0.25, new_after=0.75,
+                                     base_before=0.9, base_after=0.82, message="base accuracy fell"))
     with sqlite3.connect(store.path) as db:  # fixed times, so the snapshot does not depend on the clock
         db.execute("UPDATE corrections SET created = ?", (FIXED_TIME,))
         db.execute("UPDATE updates SET time = ?", (FIXED_TIME,))

@@ -59,7 +59,7 @@ def test_rejected_exits_1_and_keeps_the_model(tinyllm):
     assert ModelStore().versions() == [1]
 
     code, out, _ = tinyllm("--anchor", "0", "--lr", "0.05", "--replay", "0")
-    assert code == 1 and out.startswith("rejected: the model is unchanged") and "base[base_eval_set]" in out
+    assert code == 1 and out.startswith("rejected: the model is unchanged") and "base[base_eval_set: 10 pairs]" in out
 
 
 def test_dry_run_changes_nothing(tinyllm):

@@ -30,7 +30,8 @@ def run(args) -> int:
     chosen = {name: getattr(args, name) for name in HYPERPARAMETERS if getattr(args, name) is not None}
     result = run_update(UpdateConfig(**chosen), dry_run=args.dry_run)
     if args.json:
-        print_json(result.to_json())
+        print_json({"decision": result.decision, "new_delta": result.new_delta, "base_delta": result.base_delta,
+                    "version": result.new_version, "corrections": result.correction_ids})
     else:
         _describe(result, args.dry_run)
     return 1 if result.decision == "rejected" else 0
@@ -44,7 +45,7 @@ def _describe(result, dry_run: bool) -> None:
     if dry_run:
         print(f"dry run: would be {result.decision} (corrections {ids}); nothing changed")
     elif result.decision == "accepted":
-        print(f"accepted: v{result.version} is now active; learned corrections {ids}")
+        print(f"accepted: v{result.new_version} is now active; learned corrections {ids}")
     else:
         print(f"rejected: the model is unchanged; corrections {ids} stay accepted")
     print(f"  {result.message}")

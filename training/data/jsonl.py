@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from training.data.records import Pair, clean_field, read_text, report_skipped
+from training.data.records import Pair, read_text, report_skipped
 from training.errors import TrainingError
 
 
@@ -27,14 +27,12 @@ def read_jsonl(path: str | Path, skipped: Counter | None = None, source: str = "
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-                request = clean_field(record["instruction"])
-                command = clean_field(record["command"])
-            except (ValueError, KeyError, TypeError, AttributeError):
-                request = command = None
-            if request and command:
+                pair = Pair.from_dict(json.loads(line), source)
+            except ValueError:
+                pair = None
+            if pair:
                 good += 1
-                yield Pair(request, command, source)
+                yield pair
             else:
                 bad += 1
         if bad and not good:

@@ -19,6 +19,22 @@ class Pair:
     # so augmentation uses it to write requests that do. Empty for other sources.
     topic: str = ""
 
+    def to_dict(self) -> dict:
+        """The form pairs take in JSON Lines files and checkpoint metadata (replay and eval samples)."""
+        return {"instruction": self.instruction, "command": self.command}
+
+    @classmethod
+    def from_dict(cls, item, source: str) -> "Pair | None":
+        """The pair in a `to_dict`-shaped object, or None when it is not one with two clean strings."""
+        try:
+            instruction, command = item["instruction"], item["command"]
+        except (KeyError, TypeError, IndexError):
+            return None
+        if not (isinstance(instruction, str) and isinstance(command, str)):
+            return None
+        instruction, command = clean_field(instruction), clean_field(command)
+        return cls(instruction, command, source) if instruction and command else None
+
 
 def clean_field(text: str) -> str | None:
     """`text` stripped, or None when it is empty or holds binary junk (NUL, control characters, or
