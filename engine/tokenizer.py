@@ -12,11 +12,11 @@ import unicodedata
 import sentencepiece as spm
 
 from .errors import EngineError
+from .model import IGNORE_INDEX  # the label the model's loss skips: prompt tokens get it
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 INSTRUCTION, COMMAND = "<instruction>", "<command>"
 SPECIAL_IDS = {PAD: 0, UNK: 1, BOS: 2, EOS: 3, INSTRUCTION: 4, COMMAND: 5}
-IGNORE_INDEX = -100
 # Requests longer than this many characters are cut before tokenizing; the context cuts further.
 MAX_REQUEST_CHARS = 4096
 # A retrieved example longer than this many tokens is left out of the prompt (checkpoints store theirs).

@@ -8,7 +8,8 @@ import random
 
 import numpy as np
 
-from engine.tokenizer import EXAMPLE_TOKENS, IGNORE_INDEX, Tokenizer
+from engine.model import IGNORE_INDEX
+from engine.tokenizer import EXAMPLE_TOKENS, Tokenizer
 
 from .errors import TrainingError
 

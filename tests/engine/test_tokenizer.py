@@ -1,7 +1,8 @@
 import pytest
 
 from engine.errors import EngineError
-from engine.tokenizer import IGNORE_INDEX, SPECIAL_IDS, Tokenizer, normalize_request
+from engine.model import IGNORE_INDEX
+from engine.tokenizer import SPECIAL_IDS, Tokenizer, normalize_request
 
 
 def test_special_tokens_are_single_ids(tiny_tokenizer):
@@ -62,7 +63,6 @@ def test_prompt_with_examples_puts_the_most_relevant_nearest_the_request(tiny_to
 
 def test_encode_pair_masks_everything_but_the_answer(tiny_tokenizer):
     from engine.examples import Example
-    from engine.tokenizer import IGNORE_INDEX
 
     tok = tiny_tokenizer
     ids, labels = tok.encode_pair("count lines", "wc -l", [Example("list files", "ls -la")])

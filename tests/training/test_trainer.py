@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.model import GPT, preset
-from engine.tokenizer import IGNORE_INDEX
+from engine.model import GPT, IGNORE_INDEX, preset
 from tests.conftest import PAIRS
 from training.batches import PairBatches
 from training.data.records import Pair
