@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -70,6 +71,8 @@ _MIGRATIONS = [
     ),
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+_prepared: set[str] = set()  # the files this process has switched to WAL and migrated
+_prepared_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -220,8 +223,13 @@ class FeedbackStore:
                 os.close(fd)
         except OSError as exc:
             raise EngineError(f"cannot open feedback database {self.path}: {exc.strerror}") from exc
-        self._use_wal()
-        self._migrate()
+        # Once per file per process: a store opened later (per request or UI action) takes no write lock.
+        key = os.path.realpath(self.path)
+        with _prepared_lock:
+            if key not in _prepared:
+                self._use_wal()
+                self._migrate()
+                _prepared.add(key)
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:

@@ -139,7 +139,7 @@ def test_updates(store):
         store.record_update(UpdateRecord("maybe"))
 
 
-def test_file_is_private_wal_and_versioned(store):
+def test_file_is_private_wal_and_versioned(store, monkeypatch):
     conn = sqlite3.connect(store.path)
     conn.execute("SELECT count(*) FROM corrections").fetchone()  # an open reader keeps -wal and -shm around
     store.add_correction("list files", "ls", "ls -la", "cli")
@@ -151,8 +151,20 @@ def test_file_is_private_wal_and_versioned(store):
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
+    monkeypatch.setattr("engine.feedback._prepared", set())  # a new process checks the schema again
     with pytest.raises(EngineError, match="newer tinyllm"):
         FeedbackStore(store.path)
+
+
+def test_a_file_is_migrated_once_per_process(tmp_path, monkeypatch):
+    migrations = []
+    migrate = FeedbackStore._migrate
+    monkeypatch.setattr(FeedbackStore, "_migrate", lambda self: migrations.append(self.path) or migrate(self))
+    path = tmp_path / "feedback.db"
+    FeedbackStore(path).add_correction("list files", "ls", "ls -la", "cli")
+    assert len(FeedbackStore(path).corrections()) == 1 and migrations == [path]  # the second open wrote nothing
+    FeedbackStore(tmp_path / "other.db")
+    assert migrations == [path, tmp_path / "other.db"]
 
 
 def test_reopen_keeps_data(store):
