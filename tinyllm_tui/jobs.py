@@ -3,19 +3,21 @@
 A job is `tinyllm train <phase> ... --run-dir DIR` started in its own session (so closing or crashing
 the app does not kill it) with its output in DIR/train.log. Everything the app knows about a job comes
 from DIR (job.json, metrics.jsonl, train.log; described in training/run_dir.py), so a reopened app
-reattaches to running jobs by scanning engine.paths.runs_dir(). No textual here: the panel polls this.
+reattaches to running jobs by scanning engine.paths.runs_dir(). No textual here: the Train panel's
+worker threads call `Runs`, which hands back plain snapshots for the UI thread to draw.
 """
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import paths
-from engine.atomic import write_text_atomic
+from training.run_dir import RunDir
 
 # The real trainer. Tests pass a fake script that takes the same arguments and writes the same files.
 TRAINER = [sys.executable, "-m", "tinyllm_tui.cli", "train"]
@@ -76,20 +78,17 @@ class Job:
     """One run directory, and its process when it is alive."""
 
     def __init__(self, run_dir: Path, process: subprocess.Popen | None = None):
-        self.run_dir = Path(run_dir)
+        self.run = RunDir(run_dir)
+        self.run_dir = self.run.path
         self.process = process  # set only for jobs this app started (so it can reap them)
-        self.metrics = Metrics(self.run_dir / "metrics.jsonl")
+        self.metrics = Metrics(self.run.metrics)
 
     @property
     def name(self) -> str:
         return self.run_dir.name
 
     def info(self) -> dict:
-        try:
-            value = json.loads((self.run_dir / "job.json").read_text())
-            return value if isinstance(value, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        return self.run.job()
 
     @property
     def pid(self) -> int | None:
@@ -128,7 +127,7 @@ class Job:
 
     def log_tail(self, lines: int = 8) -> list[str]:
         try:
-            with open(self.run_dir / "train.log", "rb") as f:
+            with open(self.run.log, "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
                 text = f.read().decode("utf-8", "replace")
@@ -136,6 +135,78 @@ class Job:
             return []
         # A progress bar redraws its line with \r: keep what the last redraw left on screen.
         return [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n") if line.strip()][-lines:]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What the Train panel draws for one run: a copy, so the UI thread never reads the files itself."""
+
+    name: str
+    status: str  # running | stopped | finished | failed
+    total_steps: int | None
+    last_step: dict
+    last_eval: dict
+    end_message: str
+    train_curve: tuple[tuple[int, float], ...]
+    val_curve: tuple[tuple[int, float], ...]
+    log: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunsSnapshot:
+    statuses: dict[str, str]  # every known run's status, oldest first
+    selected: str | None  # the run to show: the one asked for, or a newly found run while that one is idle
+    view: RunView | None  # the selected run
+
+
+class Runs:
+    """The runs the Train panel knows. Its worker threads call these methods (one at a time, under a
+    lock); each reads or changes run directories and processes and returns plain values."""
+
+    def __init__(self, trainer: list[str] | None = None, log_lines: int = 3):
+        self.trainer, self.log_lines = trainer, log_lines
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def poll(self, selected: str | None) -> RunsSnapshot:
+        """Pick up new run directories, read what each job appended, and describe `selected`."""
+        with self._lock:
+            for job in scan():
+                if job.name not in self.jobs:
+                    self.jobs[job.name] = job
+                    if selected not in self.jobs or not self.jobs[selected].alive():
+                        selected = job.name
+            statuses = {name: job.status() for name, job in self.jobs.items()}
+            return RunsSnapshot(statuses, selected, self._view(self.jobs[selected], statuses[selected])
+                                if selected in self.jobs else None)
+
+    def _view(self, job: Job, status: str) -> RunView:
+        job.metrics.poll()
+        metrics = job.metrics
+        total = metrics.last_step.get("total_steps") or metrics.start.get("total_steps") or job.info().get("total_steps")
+        return RunView(job.name, status, total, dict(metrics.last_step), dict(metrics.last_eval),
+                       str(metrics.end.get("message") or ""), tuple(metrics.train_curve), tuple(metrics.val_curve),
+                       tuple(job.log_tail(self.log_lines)))
+
+    def start(self, phase: str, data: list[str], preset: str, steps: int, extra: list[str] = ()) -> str:
+        with self._lock:
+            job = start(phase, data, preset, steps, extra, trainer=self.trainer)
+            self.jobs[job.name] = job
+            return job.name
+
+    def stop(self, name: str) -> bool:
+        with self._lock:
+            job = self.jobs.get(name)
+            return job is not None and job.stop()
+
+    def resume(self, name: str) -> str:
+        """Start the stopped run `name` again; ValueError when it cannot be."""
+        with self._lock:
+            job = self.jobs.get(name)
+            if job is None or job.alive():
+                raise ValueError("select a stopped run to resume")
+            self.jobs[name] = resume(job, trainer=self.trainer)
+            return name
 
 
 def start(phase: str, data: list[str], preset: str, steps: int, extra: list[str] = (),
@@ -172,16 +243,13 @@ def resume(job: Job, trainer: list[str] | None = None) -> Job:
 
 
 def _spawn(run_dir: Path, argv: list[str], phase: str, total_steps) -> Job:
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(run_dir / "train.log", "ab") as log:
+    run = RunDir(run_dir)
+    with open(run.log, "ab") as log:
         # Own session: a ctrl+c or crash in the app does not reach the job.
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    # The trainer rewrites job.json as it goes; this version lets a reopened app find the job at once.
-    info = Job(run_dir).info()
-    info.update({"phase": phase, "argv": argv, "pid": process.pid, "status": "running", "total_steps": total_steps})
-    info.setdefault("started", time.time())
-    write_text_atomic(run_dir / "job.json", json.dumps(info))
+    # The trainer records itself as it starts; this lets a reopened app find the job before that.
+    run.start_job(phase, total_steps, argv=argv, pid=process.pid)
     return Job(run_dir, process)
 
 
@@ -190,8 +258,8 @@ def scan(root: Path | None = None) -> list[Job]:
     root = Path(root) if root else paths.runs_dir()
     if not root.is_dir():
         return []
-    runs = [d for d in root.iterdir() if d.is_dir() and ((d / "job.json").exists() or (d / "metrics.jsonl").exists())]
-    return [Job(d) for d in sorted(runs, key=lambda d: (_started(d) or d.stat().st_mtime, d.name))]
+    jobs = [Job(d) for d in root.iterdir() if d.is_dir() and ((d / "job.json").exists() or (d / "metrics.jsonl").exists())]
+    return sorted(jobs, key=lambda job: (_started(job.run) or job.run_dir.stat().st_mtime, job.name))
 
 
 def _new_run_dir(phase: str) -> Path:
@@ -204,11 +272,9 @@ def _new_run_dir(phase: str) -> Path:
     return candidate
 
 
-def _started(run_dir: Path) -> float:
-    try:
-        return float(json.loads((run_dir / "job.json").read_text()).get("started", 0))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return 0.0
+def _started(run: RunDir) -> float:
+    started = run.job().get("started", 0)
+    return float(started) if isinstance(started, (int, float)) else 0.0
 
 
 def _pid_runs(pid: int, run_dir: Path) -> bool:

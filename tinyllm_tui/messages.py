@@ -47,3 +47,37 @@ class UpdateFinished(Message):
 
     result: dict | None
     error: str = ""
+
+
+@dataclass
+class RunsPolled(Message):
+    """The Train panel's poll of the run directories (a tinyllm_tui.jobs.RunsSnapshot)."""
+
+    snapshot: object
+    asked: str | None  # the run that was selected when the poll started
+
+
+@dataclass
+class FeedbackLoaded(Message):
+    """The Review panel's read of the feedback store: corrections and update history, or why not."""
+
+    corrections: list  # list[engine.feedback.Correction]
+    updates: list  # list[engine.feedback.UpdateRecord]
+    error: str = ""
+
+
+@dataclass
+class VersionsLoaded(Message):
+    """The Models panel's read of the model store."""
+
+    versions: list  # list[engine.store.VersionInfo]
+    active: int | None
+
+
+@dataclass
+class WorkerNote(Message):
+    """A panel's worker finished an action: a line for the user, and the run to select (Train)."""
+
+    text: str
+    severity: str = "information"
+    select: str | None = None

@@ -41,18 +41,26 @@ class RunDir:
     def log(self) -> Path:
         return self.path / "train.log"
 
+    @property
+    def job_file(self) -> Path:
+        return self.path / "job.json"
+
     def job(self) -> dict:
         try:
-            return json.loads((self.path / "job.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            value = json.loads(self.job_file.read_text())
+        except (OSError, ValueError):
             return {}
+        return value if isinstance(value, dict) else {}
 
     def update_job(self, **fields) -> None:
-        write_text_atomic(self.path / "job.json", json.dumps({**self.job(), **fields}, indent=1))
+        """The one writer of job.json (the trainer, and the app that spawns it): merges `fields` in."""
+        write_text_atomic(self.job_file, json.dumps({**self.job(), **fields}, indent=1))
 
-    def start_job(self, phase: str, total_steps: int) -> None:
-        self.update_job(phase=phase, argv=sys.argv, pid=os.getpid(), started=time.time(),
-                        status="running", total_steps=total_steps)
+    def start_job(self, phase: str, total_steps: int | None, argv: list[str] | None = None,
+                  pid: int | None = None) -> None:
+        """Record a (re)started job: what runs it, which process, since when (the first start is kept)."""
+        self.update_job(phase=phase, argv=list(argv or sys.argv), pid=pid or os.getpid(),
+                        started=self.job().get("started", time.time()), status="running", total_steps=total_steps)
 
     def event(self, event: str, **fields) -> None:
         """Append one metrics event. One write per line keeps concurrent readers from seeing half a line."""

@@ -96,6 +96,14 @@ async def test_no_model_is_a_clear_message_not_a_crash(no_bundled_model):
         assert not list(app.query(CandidateItem))
 
 
+async def poll(app, pilot, panel):
+    """One Train panel poll, run to the end and drawn (the worker reads the files; the UI thread draws)."""
+    await app.workers.wait_for_complete()  # a poll the timer started earlier must not stand in for this one
+    panel.tick()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 async def test_train_job_draws_the_loss_curve_and_stops(tinyllm_home, monkeypatch):
     monkeypatch.setenv("FAKE_STEP_S", "0.02")
     app = TinyLLMApp(trainer=FAKE_TRAINER, settings=Settings(train_steps=40))
@@ -104,11 +112,12 @@ async def test_train_job_draws_the_loss_curve_and_stops(tinyllm_home, monkeypatc
         await pilot.pause()
         panel = app.query_one(TrainPanel)
         await pilot.click("#start")
-        assert panel.selected and panel.selected.startswith("sft-")
-        job = panel.jobs[panel.selected]
-        job.wait(20)
-        panel.tick()
+        await app.workers.wait_for_complete()
         await pilot.pause()
+        assert panel.selected and panel.selected.startswith("sft-")
+        job = panel.runs.jobs[panel.selected]
+        job.wait(20)
+        await poll(app, pilot, panel)
         assert job.info()["argv"] == [*FAKE_TRAINER, "sft", "--data", "cli-pairs", "--preset", "nano", "--steps",
                                       "40", "--no-progress", "--run-dir", str(job.run_dir)]
         assert len(job.metrics.train_curve) == 40 and len(job.metrics.val_curve) == 8
@@ -133,13 +142,15 @@ async def test_train_tab_reattaches_and_stops_a_running_job(tinyllm_home, monkey
         app = TinyLLMApp(trainer=FAKE_TRAINER)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("f3")
+            await app.workers.wait_for_complete()
             await pilot.pause()
             panel = app.query_one(TrainPanel)
             assert panel.selected == started.run_dir.name
-            assert panel.jobs[panel.selected].process is None  # found through its run dir
+            assert panel.runs.jobs[panel.selected].process is None  # found through its run dir
             await pilot.press("ctrl+t")
+            await app.workers.wait_for_complete()
             started.wait(20)
-            panel.tick()
+            await poll(app, pilot, panel)
             assert "STOPPED" in str(app.query_one("#train-stats").render())
     finally:
         if started.alive():
@@ -148,14 +159,17 @@ async def test_train_tab_reattaches_and_stops_a_running_job(tinyllm_home, monkey
 
 async def test_hidden_train_tab_does_not_read_metrics(tinyllm_home):
     app = TinyLLMApp(trainer=FAKE_TRAINER)
-    async with app.run_test(size=(80, 24)):
+    async with app.run_test(size=(80, 24)) as pilot:
         panel = app.query_one(TrainPanel)
         assert not panel.shown()
         run = tinyllm_home / "data" / "runs" / "sft-1"
         run.mkdir(parents=True)
         (run / "metrics.jsonl").write_text('{"event": "step", "step": 1, "loss": 1.0}\n')
-        panel.tick()
-        assert panel.jobs == {}
+        await poll(app, pilot, panel)
+        assert panel.runs.jobs == {}
+        await pilot.press("f3")  # shown: the next tick finds it
+        await poll(app, pilot, panel)
+        assert list(panel.runs.jobs) == ["sft-1"] and panel.selected == "sft-1"
 
 
 async def test_review_accept_reject_edit_and_update(tinyllm_home, tmp_path):

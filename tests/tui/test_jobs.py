@@ -51,10 +51,11 @@ def test_stop_then_resume_continues_where_it_stopped(tinyllm_home, monkeypatch):
     assert job.status() == "running" and job.stop()
     job.wait(20)
     assert job.status() == "stopped"
-    stopped_at = job.metrics.end["step"]
+    stopped_at, started = job.metrics.end["step"], job.info()["started"]
     monkeypatch.setenv("FAKE_STEP_S", "0.0")
     resumed = jobs.resume(job, trainer=FAKE_TRAINER)
     assert resumed.info()["argv"][-3:] == ["--run-dir", str(job.run_dir), "--resume"]
+    assert resumed.info()["started"] == started  # the run keeps its place in the list
     resumed.wait(20)
     assert resumed.status() == "finished"
     resumed.metrics.poll()

@@ -41,6 +41,14 @@ async def settle(pilot):
     await pilot.pause()
 
 
+def showing(key):
+    """run_before for a tab: show it, then let its workers read what it draws."""
+    async def run_before(pilot):
+        await pilot.press(key)
+        await settle(pilot)
+    return run_before
+
+
 class ScriptedEngine:
     """Stands in for the model: the tiny test model is retrained per session and its runners-up vary."""
 
@@ -102,7 +110,7 @@ def test_train_tab(snap_compare, tinyllm_home):
     (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     (run / "train.log").write_text("".join(f"step {s} loss {4.0 / s ** 0.5:.3f}\n" for s in range(55, 61)))
 
-    assert snap_compare(TinyLLMApp(), press=["f3"], run_before=settle)
+    assert snap_compare(TinyLLMApp(), run_before=showing("f3"))
 
 
 def test_review_tab(snap_compare, tinyllm_home):
@@ -116,7 +124,7 @@ def test_review_tab(snap_compare, tinyllm_home):
         db.execute("UPDATE corrections SET created = ?", (FIXED_TIME,))
         db.execute("UPDATE updates SET time = ?", (FIXED_TIME,))
 
-    assert snap_compare(TinyLLMApp(), press=["f4"], run_before=settle)
+    assert snap_compare(TinyLLMApp(), run_before=showing("f4"))
 
 
 def test_models_tab(snap_compare, tiny_model, tiny_tokenizer, tmp_path):
@@ -126,7 +134,7 @@ def test_models_tab(snap_compare, tiny_model, tiny_tokenizer, tmp_path):
                 "eval": {"exact_match": score}, "parent": parent}
         store.add(save_checkpoint(tmp_path / f"m{version}.tlm", tiny_model, tiny_tokenizer, meta), activate=True)
 
-    assert snap_compare(TinyLLMApp(), press=["f5"], run_before=settle)
+    assert snap_compare(TinyLLMApp(), run_before=showing("f5"))
 
 
 def test_help_screen(snap_compare):

@@ -1,19 +1,22 @@
 """Train: start pretraining or SFT as a child process, follow it live, stop or resume it.
 
-The panel polls the run directories on a 1 s timer (and only while it is shown): metrics are read
-incrementally by tinyllm_tui.jobs, so a burst of steps costs one redraw, not one per line.
+The panel polls the run directories on a 1 s timer (and only while it is shown) in a worker thread:
+tinyllm_tui.jobs reads metrics incrementally and hands back a snapshot, so the UI thread only draws
+and a burst of steps costs one redraw, not one per line. Start, stop and resume run in workers too.
 """
 import shlex
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
+from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 from .. import jobs
+from ..messages import RunsPolled, WorkerNote
 
 PHASES = [("SFT (pairs)", "sft"), ("Pretrain (text)", "pretrain")]
 PRESETS = ["nano", "tiny", "small", "ref67m"]
@@ -28,9 +31,8 @@ def clock_text(seconds) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def stats_text(job: jobs.Job, status: str) -> Text:
-    step, evaluation = job.metrics.last_step, job.metrics.last_eval
-    total = step.get("total_steps") or job.metrics.start.get("total_steps") or job.info().get("total_steps")
+def stats_text(run: jobs.RunView) -> Text:
+    step, evaluation, total = run.last_step, run.last_eval, run.total_steps
     done = step.get("step", 0)
     percent = f" ({100 * done / total:.0f}%)" if total else ""
 
@@ -38,16 +40,15 @@ def stats_text(job: jobs.Job, status: str) -> Text:
         return format(value, fmt) if isinstance(value, (int, float)) else "–"
 
     lines = [
-        f"{status.upper()} · step {done}/{total or '?'}{percent}",
+        f"{run.status.upper()} · step {done}/{total or '?'}{percent}",
         f"loss {num(step.get('loss'), '.3f')} · val {num(evaluation.get('val_loss'), '.3f')}"
         f" · exact match {num(evaluation.get('exact_match'), '.2f')}",
         f"{num(step.get('tok_s'), ',.0f')} tok/s · lr {num(step.get('lr'), '.1e')}"
         f" · peak {num(step.get('peak_mem_mb'), ',.0f')} MB",
         f"elapsed {clock_text(step.get('elapsed'))} · ETA {clock_text(step.get('eta'))}",
     ]
-    end = job.metrics.end.get("message")
-    if end and status != "running":
-        lines[-1] += f" · {end}"
+    if run.end_message and run.status != "running":
+        lines[-1] += f" · {run.end_message}"
     return Text("\n".join(lines))
 
 
@@ -63,11 +64,12 @@ class TrainPanel(Horizontal):
     def __init__(self, trainer: list[str] | None = None, data: str = "cli-pairs", preset: str = "nano",
                  steps: int = 200, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.trainer = trainer
+        self.runs = jobs.Runs(trainer, LOG_LINES)
         self.defaults = (data, preset if preset in PRESETS else "nano", steps)
-        self.jobs: dict[str, jobs.Job] = {}
         self.selected: str | None = None
         self.drawn_points = -1
+        self.polling: Worker | None = None  # the poll in flight
+        self.poll_again = False
 
     def compose(self) -> ComposeResult:
         data, preset, steps = self.defaults
@@ -116,44 +118,55 @@ class TrainPanel(Horizontal):
         return self.is_mounted
 
     def tick(self) -> None:
-        """Once a second while shown: pick up new runs, read new metrics, redraw what changed."""
+        """Once a second while shown, and after each change: poll the runs in a worker; `on_runs_polled`
+        draws. One poll at a time: a tick during one asks for another right after it."""
         if not self.shown():
             return
-        for job in jobs.scan():
-            if job.name not in self.jobs:
-                self.jobs[job.name] = job
-                if self.selected is None or self.jobs[self.selected].status() != "running":
-                    self.selected = job.name
+        if self.polling is not None and self.polling.is_running:
+            self.poll_again = True
+            return
+        self.poll_again = False
+        self.polling = self.poll_runs(self.selected)
+
+    @work(thread=True, group="train-poll", exit_on_error=False)
+    def poll_runs(self, selected: str | None) -> None:
+        self.post_message(RunsPolled(self.runs.poll(selected), selected))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self.polling and not event.worker.is_running and self.poll_again:
+            self.tick()
+
+    def on_runs_polled(self, message: RunsPolled) -> None:
+        snapshot: jobs.RunsSnapshot = message.snapshot
         table = self.query_one("#runs", DataTable)
-        for name, job in self.jobs.items():
-            status = job.status()
+        for name, status in snapshot.statuses.items():
             if name not in table.rows:
                 table.add_row(name, status, key=name)
             else:
                 table.update_cell(name, "status", status)
-        if self.selected:
-            table.move_cursor(row=table.get_row_index(self.selected))
-            self.draw(self.jobs[self.selected])
+        if self.selected != message.asked or snapshot.view is None:
+            return  # the user picked another run meanwhile: its own poll draws it
+        self.selected = snapshot.selected
+        table.move_cursor(row=table.get_row_index(self.selected))
+        self.draw(snapshot.view)
 
-    def draw(self, job: jobs.Job) -> None:
-        status = job.status()
-        job.metrics.poll()
-        self.query_one("#train-stats", Static).update(stats_text(job, status))
-        self.query_one("#train-log", Static).update("\n".join(job.log_tail(LOG_LINES)) or "(no log yet)")
-        points = len(job.metrics.train_curve) + len(job.metrics.val_curve)
+    def draw(self, run: jobs.RunView) -> None:
+        self.query_one("#train-stats", Static).update(stats_text(run))
+        self.query_one("#train-log", Static).update("\n".join(run.log) or "(no log yet)")
+        points = len(run.train_curve) + len(run.val_curve)
         if points == self.drawn_points:
             return
         self.drawn_points = points
         plot = self.query_one("#loss-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
-        plt.title(f"loss · {job.name}")
+        plt.title(f"loss · {run.name}")
         plt.xlabel("step")
-        if job.metrics.train_curve:
-            steps, losses = zip(*job.metrics.train_curve)
+        if run.train_curve:
+            steps, losses = zip(*run.train_curve)
             plt.plot(steps, losses, label="train", marker="braille")
-        if job.metrics.val_curve:
-            steps, losses = zip(*job.metrics.val_curve)
+        if run.val_curve:
+            steps, losses = zip(*run.val_curve)
             plt.plot(steps, losses, label="val ×", marker="x")
         plot.refresh()
 
@@ -161,12 +174,12 @@ class TrainPanel(Horizontal):
     @on(DataTable.RowHighlighted, "#runs")
     def select_run(self, event) -> None:
         name = event.row_key.value
-        if name in self.jobs and name != self.selected:
+        if name != self.selected:
             self.selected = name
             self.drawn_points = -1
-            self.draw(self.jobs[name])
+            self.tick()
 
-    # -- actions -------------------------------------------------------------------------------------
+    # -- actions (each in a worker; the outcome comes back as a WorkerNote) ----------------------------
     @on(Button.Pressed, "#start")
     def action_start_job(self) -> None:
         try:
@@ -183,33 +196,45 @@ class TrainPanel(Horizontal):
         except ValueError as e:
             self.notify(f"more flags: {e}", severity="error")
             return
-        phase = self.query_one("#phase", Select).value
-        preset = self.query_one("#preset", Select).value
-        job = jobs.start(phase, data, preset, steps, extra, trainer=self.trainer)
-        self.jobs[job.name] = job
-        self.selected, self.drawn_points = job.name, -1
-        self.notify(f"started {job.name}", timeout=3)
-        self.tick()
+        self.start_run(self.query_one("#phase", Select).value, data, self.query_one("#preset", Select).value,
+                       steps, extra)
+
+    @work(thread=True, group="train-actions", exit_on_error=False)
+    def start_run(self, phase: str, data: list[str], preset: str, steps: int, extra: list[str]) -> None:
+        try:
+            name = self.runs.start(phase, data, preset, steps, extra)
+        except OSError as e:
+            self.post_message(WorkerNote(f"cannot start the trainer: {e}", "error"))
+            return
+        self.post_message(WorkerNote(f"started {name}", select=name))
 
     @on(Button.Pressed, "#stop")
     def action_stop_job(self) -> None:
-        job = self.jobs.get(self.selected or "")
-        if job and job.stop():
-            self.notify(f"stopping {job.name}: saving a checkpoint…", timeout=3)
+        self.stop_run(self.selected or "")
+
+    @work(thread=True, group="train-actions", exit_on_error=False)
+    def stop_run(self, name: str) -> None:
+        if self.runs.stop(name):
+            self.post_message(WorkerNote(f"stopping {name}: saving a checkpoint…"))
         else:
-            self.notify("no running job selected", severity="warning")
+            self.post_message(WorkerNote("no running job selected", "warning"))
 
     @on(Button.Pressed, "#resume")
     def action_resume_job(self) -> None:
-        job = self.jobs.get(self.selected or "")
-        if job is None or job.alive():
-            self.notify("select a stopped run to resume", severity="warning")
-            return
+        self.resume_run(self.selected or "")
+
+    @work(thread=True, group="train-actions", exit_on_error=False)
+    def resume_run(self, name: str) -> None:
         try:
-            self.jobs[job.name] = jobs.resume(job, trainer=self.trainer)
-        except ValueError as e:
-            self.notify(str(e), severity="error")
+            self.runs.resume(name)
+        except (ValueError, OSError) as e:
+            self.post_message(WorkerNote(str(e), "error"))
             return
-        self.drawn_points = -1
-        self.notify(f"resumed {job.name}", timeout=3)
+        self.post_message(WorkerNote(f"resumed {name}", select=name))
+
+    def on_worker_note(self, message: WorkerNote) -> None:
+        message.stop()
+        self.notify(message.text, severity=message.severity, timeout=3)
+        if message.select:
+            self.selected, self.drawn_points = message.select, -1
         self.tick()
