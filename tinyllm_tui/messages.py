@@ -64,6 +64,7 @@ class FeedbackLoaded(Message):
     corrections: list  # list[engine.feedback.Correction]
     updates: list  # list[engine.feedback.UpdateRecord]
     error: str = ""
+    read: int = 0  # which refresh this answers (only the latest is drawn)
 
 
 @dataclass

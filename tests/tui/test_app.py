@@ -186,20 +186,25 @@ async def test_review_accept_reject_edit_and_update(tinyllm_home, tmp_path):
         " 'corrections': [1]}))\n"
         "raise SystemExit(1)\n")  # as `tinyllm update --json` does when the gate rejects
     app = TinyLLMApp(update_command=[sys.executable, str(fake_update)])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f4")
+    async def press(*keys):
+        await pilot.press(*keys)
+        await app.workers.wait_for_complete()  # the store is read and written in workers
         await pilot.pause()
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press("f4")
         table = app.query_one("#corrections", DataTable)
         assert table.row_count == 2 and app.focused is table
-        await pilot.press("a")
+        await press("a")
         assert store.get(first).status == "accepted"
-        await pilot.press("down", "r")
+        assert table.get_row(str(first))[1] == "accepted"  # re-read after the change
+        await press("down", "r")
         assert store.get(second).status == "rejected"
-        await pilot.press("e")
+        await press("e")
         editor = app.focused
         assert editor.id == "review-edit" and editor.value == "df -h"
         editor.value = ""
-        await pilot.press(*"df -hT", "enter")  # "r" and "e" in the text are text, not actions
+        await press(*"df -hT", "enter")  # "r" and "e" in the text are text, not actions
         assert store.get(second).corrected == "df -hT" and store.get(second).status == "rejected"
         await pilot.press("u")
         await app.workers.wait_for_complete()

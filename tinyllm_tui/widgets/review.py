@@ -2,6 +2,7 @@
 
 The update itself is `tinyllm update --json`, run as a child process in a worker thread; the panel
 shows the JSON it prints (its decision and deltas) and re-reads the update history afterwards.
+Reads and writes of the feedback store run in worker threads too: the UI thread never waits on SQLite.
 """
 import json
 import os
@@ -16,9 +17,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from engine.errors import EngineError
-from engine.feedback import FeedbackStore
+from engine.feedback import Correction, FeedbackStore
 
-from ..messages import ActiveModelChanged, UpdateFinished
+from ..messages import ActiveModelChanged, FeedbackLoaded, UpdateFinished, WorkerNote
 
 UPDATE_COMMAND = [sys.executable, "-m", "tinyllm_tui.cli", "update", "--json"]
 
@@ -63,6 +64,8 @@ class ReviewPanel(Vertical):
         super().__init__(**kwargs)
         self.update_command = update_command or UPDATE_COMMAND
         self.editing: int | None = None
+        self.corrections: dict[int, Correction] = {}  # as last read, by id
+        self.reads = 0  # refreshes asked for; only the latest one's result is drawn
 
     def compose(self) -> ComposeResult:
         yield Label("Corrections", classes="section")
@@ -87,12 +90,25 @@ class ReviewPanel(Vertical):
         self.refresh_data()
 
     def refresh_data(self) -> None:
+        self.reads += 1
+        self.read_feedback(self.reads)
+
+    @work(thread=True, group="review-read", exit_on_error=False)
+    def read_feedback(self, read: int) -> None:
         try:
             store = FeedbackStore()
-            corrections, updates = store.corrections(), store.updates()
+            self.post_message(FeedbackLoaded(store.corrections(), store.updates(), read=read))
         except EngineError as e:
-            self.query_one("#update-result", Static).update(f"feedback store: {e}")
+            self.post_message(FeedbackLoaded([], [], str(e), read=read))
+
+    def on_feedback_loaded(self, message: FeedbackLoaded) -> None:
+        if message.read != self.reads:
+            return  # a later read is on its way (it started after a change this one may not show)
+        if message.error:
+            self.query_one("#update-result", Static).update(f"feedback store: {message.error}")
             return
+        corrections, updates = message.corrections, message.updates
+        self.corrections = {c.id: c for c in corrections}
         table = self.query_one("#corrections", DataTable)
         row = table.cursor_row
         table.clear()
@@ -121,10 +137,22 @@ class ReviewPanel(Vertical):
         if cid is None:
             self.notify("no correction selected", severity="warning")
             return
+        self.write_feedback(verb, cid)
+
+    @work(thread=True, group="review-write", exit_on_error=False)
+    def write_feedback(self, verb: str, cid: int, **fields) -> None:
+        """`FeedbackStore().<verb>(cid, **fields)`: accept, reject or edit one correction."""
         try:
-            getattr(FeedbackStore(), verb)(cid)
+            getattr(FeedbackStore(), verb)(cid, **fields)
         except EngineError as e:
-            self.notify(str(e), severity="error")
+            self.post_message(WorkerNote(str(e), "error"))
+            return
+        self.post_message(WorkerNote(""))
+
+    def on_worker_note(self, message: WorkerNote) -> None:
+        message.stop()
+        if message.text:
+            self.notify(message.text, severity=message.severity)
         self.refresh_data()
 
     @on(Button.Pressed, "#accept")
@@ -138,23 +166,19 @@ class ReviewPanel(Vertical):
     @on(Button.Pressed, "#edit")
     def action_edit(self) -> None:
         cid = self.selected_id()
-        if cid is None:
+        if cid not in self.corrections:
             return
         self.editing = cid
         editor = self.query_one("#review-edit", Input)
-        editor.value = FeedbackStore().get(cid).corrected
+        editor.value = self.corrections[cid].corrected
         editor.remove_class("hidden")
         editor.focus()
 
     @on(Input.Submitted, "#review-edit")
     def save_edit(self, event: Input.Submitted) -> None:
         event.input.add_class("hidden")
-        try:
-            FeedbackStore().edit(self.editing, corrected=event.value)
-        except EngineError as e:
-            self.notify(str(e), severity="error")
+        self.write_feedback("edit", self.editing, corrected=event.value)
         self.editing = None
-        self.refresh_data()
         self.query_one("#corrections").focus()
 
     def action_cancel_edit(self) -> None:
