@@ -73,6 +73,8 @@ class VersionsLoaded(Message):
 
     versions: list  # list[engine.store.VersionInfo]
     active: int | None
+    bundled: bool  # whether the bundled default model is installed (it answers when none is active)
+    read: int = 0  # which refresh this answers (only the latest is drawn)
 
 
 @dataclass

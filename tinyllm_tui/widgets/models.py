@@ -1,6 +1,7 @@
 """Models: the numbered versions with their scores and provenance; activate one or roll back.
 
-Reading a version's metadata opens its checkpoint file, so the list is built in a worker thread.
+Reading a version's metadata opens its checkpoint file, and activating one writes the store's pointer,
+so both run in worker threads that post their results; the UI thread only draws.
 """
 from pathlib import PurePath
 
@@ -13,7 +14,7 @@ from textual.widgets import Button, DataTable, Label, Static
 from engine.errors import EngineError
 from engine.store import BUNDLED_MODEL, ModelStore
 
-from ..messages import ActiveModelChanged
+from ..messages import ActiveModelChanged, VersionsLoaded, WorkerNote
 
 ACTIVE_MARK = "● active"
 
@@ -55,6 +56,10 @@ class ModelsPanel(Vertical):
         Binding("b", "rollback", "Roll back", tooltip="Activate the version before the active one", id="rollback"),
     ]
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.reads = 0  # refreshes asked for; only the latest one's result is drawn
+
     def compose(self) -> ComposeResult:
         yield Label("Model versions", classes="section")
         yield DataTable(id="versions", cursor_type="row")
@@ -68,13 +73,19 @@ class ModelsPanel(Vertical):
             "", "version", "exact match", "steps", "parent", "data", "other scores", "name")
         self.refresh_data()
 
-    @work(thread=True, exclusive=True, group="models", exit_on_error=False)
     def refresh_data(self) -> None:
-        store = ModelStore()
-        versions = store.list()
-        self.app.call_from_thread(self._show, versions, store.active_version())
+        self.reads += 1
+        self.read_versions(self.reads)
 
-    def _show(self, versions, active) -> None:
+    @work(thread=True, group="models-read", exit_on_error=False)
+    def read_versions(self, read: int) -> None:
+        store = ModelStore()
+        self.post_message(VersionsLoaded(store.list(), store.active_version(), BUNDLED_MODEL.is_file(), read=read))
+
+    def on_versions_loaded(self, message: VersionsLoaded) -> None:
+        if message.read != self.reads:
+            return  # a later read is on its way (it started after a change this one may not show)
+        versions, active = message.versions, message.active
         table = self.query_one("#versions", DataTable)
         row = table.cursor_row
         table.clear()
@@ -87,7 +98,7 @@ class ModelsPanel(Vertical):
         if not versions:
             note = "No versions yet: train one in the Train tab, or `tinyllm models add FILE`."
         elif active is None:
-            note = "No version active: the bundled default model answers." if BUNDLED_MODEL.is_file() else \
+            note = "No version active: the bundled default model answers." if message.bundled else \
                 "No version active: activate one (a)."
         else:
             note = f"Active: v{active}. Suggestions use it; rolling back activates the version before it."
@@ -110,19 +121,25 @@ class ModelsPanel(Vertical):
     def action_rollback(self) -> None:
         self._switch(lambda store: store.previous_version())
 
+    @work(thread=True, group="models-write", exit_on_error=False)
     def _switch(self, pick) -> None:
+        """Activate the version `pick(store)` names (None: nothing to roll back to)."""
         store = ModelStore()
         try:
             version = pick(store)
             if version is None:
                 raise EngineError("no earlier version to roll back to")
             if version == store.active_version():
-                self.notify(f"v{version} is already active", timeout=3)
+                self.post_message(WorkerNote(f"v{version} is already active"))
                 return
             store.activate(version)
         except EngineError as e:
-            self.notify(str(e), severity="error")
+            self.post_message(WorkerNote(str(e), "error"))
             return
-        self.notify(f"active: v{version}", timeout=3)
+        self.post_message(WorkerNote(f"active: v{version}"))
         self.post_message(ActiveModelChanged())
+
+    def on_worker_note(self, message: WorkerNote) -> None:
+        message.stop()
+        self.notify(message.text, severity=message.severity, timeout=3)
         self.refresh_data()
