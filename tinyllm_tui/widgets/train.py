@@ -21,6 +21,9 @@ from ..messages import RunsPolled, WorkerNote
 PHASES = [("SFT (pairs)", "sft"), ("Pretrain (text)", "pretrain")]
 PRESETS = ["nano", "tiny", "small", "ref67m"]
 LOG_LINES = 3
+# Fixed, because plotext otherwise takes the next colours of whichever theme was set when the curve is
+# added, and that depends on whether the plot has been drawn once yet.
+TRAIN_COLOR, VAL_COLOR = (157, 101, 255), (152, 224, 36)
 
 
 def clock_text(seconds) -> str:
@@ -164,10 +167,10 @@ class TrainPanel(Horizontal):
         plt.xlabel("step")
         if run.train_curve:
             steps, losses = zip(*run.train_curve)
-            plt.plot(steps, losses, label="train", marker="braille")
+            plt.plot(steps, losses, label="train", marker="braille", color=TRAIN_COLOR)
         if run.val_curve:
             steps, losses = zip(*run.val_curve)
-            plt.plot(steps, losses, label="val ×", marker="x")
+            plt.plot(steps, losses, label="val ×", marker="x", color=VAL_COLOR)
         plot.refresh()
 
     @on(DataTable.RowSelected, "#runs")
