@@ -206,6 +206,11 @@ async def test_review_accept_reject_edit_and_update(tinyllm_home, tmp_path):
         editor.value = ""
         await press(*"df -hT", "enter")  # "r" and "e" in the text are text, not actions
         assert store.get(second).corrected == "df -hT" and store.get(second).status == "rejected"
+        await press("e")
+        app.focused.value = ""
+        await press("d", "u", "enter")  # the model's own command: the store refuses, the panel says why
+        assert store.get(second).corrected == "df -hT"
+        assert any("same as the suggestion" in n.message for n in app._notifications)
         await pilot.press("u")
         await app.workers.wait_for_complete()
         await pilot.pause()
