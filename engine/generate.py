@@ -5,6 +5,7 @@
 after every step, which is what the app streams. Width 1 is greedy decoding. `stream` samples one
 command (temperature / top-k / top-p) and yields its text as it grows.
 """
+import copy
 import logging
 import math
 import time
@@ -51,9 +52,14 @@ class DecodeOptions:
 
 
 class Engine:
+    """A model with its tokenizer, decoding options and example index, and the decode state the model
+    itself does not keep: `step`, the form of `model.cached_forward` its KV caches run (eager, or
+    compiled by `compiled`)."""
+
     def __init__(self, model: GPT, tokenizer: Tokenizer, name: str = "", options: DecodeOptions | None = None,
-                 index: ExampleIndex | None = None, retrieval: RetrievalSettings | None = None):
+                 index: ExampleIndex | None = None, retrieval: RetrievalSettings | None = None, step=None):
         self.model = model.eval()
+        self.step = step or model.cached_forward
         self.tokenizer = tokenizer
         self.name = name
         self.options = options or DecodeOptions()
@@ -109,7 +115,7 @@ class Engine:
         for row, prompt in enumerate(prompts):
             batch[row, length - len(prompt):] = torch.tensor(prompt)
             cache.mark_padding(row, length - len(prompt))
-        logits = self.model(batch, kv_cache=cache, last_only=True)[:, -1]
+        logits = cache.advance(self.step, batch, last_only=True)[:, -1]
         if rows_per_prompt > 1:
             rows = torch.arange(len(prompts)).repeat_interleave(rows_per_prompt)
             cache.reorder(rows)
@@ -186,7 +192,7 @@ class Engine:
             if not active:
                 return
             cache.reorder(torch.tensor(next_rows))
-            logits = self.model(torch.tensor(next_tokens)[:, None], kv_cache=cache, last_only=True)[:, -1].float()
+            logits = cache.advance(self.step, torch.tensor(next_tokens)[:, None], last_only=True)[:, -1].float()
 
     def _request_done(self, finished, kept, width: int) -> bool:
         """Done when nothing is alive, or `width` hypotheses have ended and the best live beam,
@@ -266,13 +272,22 @@ class Engine:
         out += [c for c in candidates if c.command not in seen]
         return out[:n]
 
-    def compile(self, widths: tuple[int, ...] = (1, 3), int8: bool = False) -> None:
-        """Compile the steps of single requests decoded with these beam widths, with prompts of up
-        to 64 tokens (engine/compiled.py). Other shapes (batches, longer prompts) stay eager."""
+    @property
+    def is_compiled(self) -> bool:
+        return self.step != self.model.cached_forward
+
+    def compiled(self, widths: tuple[int, ...] = (1, 3), int8: bool = False) -> "Engine":
+        """A new engine whose steps are compiled for single requests decoded with these beam widths,
+        with prompts of up to 64 tokens (engine/compiled.py); other shapes (batches, longer prompts)
+        run eager. This engine is left as it is, so it can keep answering while the compiler works."""
         from .compiled import compile_steps
 
         length = 64 + self._new_token_budget(None)
-        compile_steps(self.model, decode=[(width, length) for width in widths], prefill=[(1, length)], int8=int8)
+        steps = compile_steps(self.model, decode=[(width, length) for width in widths], prefill=[(1, length)],
+                              int8=int8)
+        engine = copy.copy(self)  # the same tokenizer, options and example index
+        engine.model, engine.step = steps.model, steps
+        return engine
 
     def warm_up(self) -> None:
         """One throwaway suggestion: the first decode pays for kernel set-up, so a user's first should not."""
@@ -307,7 +322,7 @@ class Engine:
             if new_text != text:
                 yield new_text[len(text):] if new_text.startswith(text) else new_text
                 text = new_text
-            logits = self.model(torch.tensor([[token]]), kv_cache=cache, last_only=True)[:, -1].float()
+            logits = cache.advance(self.step, torch.tensor([[token]]), last_only=True)[:, -1].float()
 
     def complete(self, request: str, **sampling) -> str:
         return clean_text("".join(self.stream(request, **sampling)))

@@ -106,7 +106,7 @@ class ModelHolder:
                 log.info("loaded model %s (%s)", name, path)
                 if self.compile:
                     # Requests are answered eager meanwhile; the compiled step takes over when ready.
-                    threading.Thread(target=_compile, args=(engine, name, self.compile), daemon=True).start()
+                    threading.Thread(target=self._compile, args=(engine,), daemon=True).start()
         return self.engine, self.name
 
     @contextmanager
@@ -119,14 +119,18 @@ class ModelHolder:
                 raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(e)) from e
             yield engine, name
 
-
-def _compile(engine: Engine, name: str, mode: str) -> None:
-    start = time.perf_counter()
-    try:
-        engine.compile(int8=mode == "int8")
-    except EngineError as e:
-        log.warning("model %s: %s", name, e)
-    else:
+    def _compile(self, engine: Engine) -> None:
+        """Compile a copy of `engine` (it keeps answering meanwhile) and swap the copy in, unless
+        another model was loaded in the meantime."""
+        start, name = time.perf_counter(), self.name
+        try:
+            compiled = engine.compiled(int8=self.compile == "int8")
+        except EngineError as e:
+            log.warning("model %s: %s", name, e)
+            return
+        with self.lock:
+            if self.engine is engine:
+                self.engine = compiled
         log.info("model %s: compiled its inference steps in %.0f s", name, time.perf_counter() - start)
 
 
@@ -326,7 +330,7 @@ class Handler(BaseHTTPRequestHandler):
         engine = daemon.holder.engine
         self._json({"status": "ok", "model": daemon.holder.name or None, "pid": os.getpid(),
                     "socket": str(daemon.socket_path), "port": daemon.port,
-                    "compiled": engine is not None and engine.model.compiled_steps is not None})
+                    "compiled": engine is not None and engine.is_compiled})
 
     def suggest(self) -> None:
         fields = self._fields()

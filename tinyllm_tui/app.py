@@ -131,7 +131,7 @@ class TinyLLMApp(App):
         if mode:  # TINYLLM_COMPILE=1 or int8: suggestions run eager until this is done
             panel = self.query_one(SuggestPanel)
             try:
-                engine.compile(widths=(panel.beam_width,), int8=mode == "int8")
+                self.post_message(ModelLoaded(engine.compiled(widths=(panel.beam_width,), int8=mode == "int8"), label))
             except EngineError as e:
                 self.call_from_thread(self.notify, str(e), severity="warning")
 

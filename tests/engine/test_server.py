@@ -225,22 +225,23 @@ def test_model_holder_keeps_answering_when_a_new_file_is_broken(tiny_checkpoint,
 
 
 def test_with_compile_requests_are_answered_while_the_model_compiles(tiny_checkpoint, monkeypatch):
-    release, compiled = threading.Event(), threading.Event()
+    release = threading.Event()
+    made = []
 
     def slow_compile(engine, int8):  # stands in for the real 10-90 s compile (tests/engine/test_compiled.py)
         release.wait(10)
         assert int8
-        engine.model.compiled_steps = engine.model.cached_forward
-        compiled.set()
+        made.append(Engine(engine.model, engine.tokenizer, step=engine.model.cached_forward))
+        return made[0]
 
-    monkeypatch.setattr(Engine, "compile", slow_compile)
+    monkeypatch.setattr(Engine, "compiled", slow_compile)
     holder = ModelHolder(tiny_checkpoint, compile="int8")
     with holder.use() as (engine, _):
-        assert engine.suggest("list files", n=1) and engine.model.compiled_steps is None
+        assert engine.suggest("list files", n=1)
     release.set()
-    assert compiled.wait(10)
-    with holder.use() as (same, _):
-        assert same is engine and engine.suggest("list files", n=1)
+    assert wait_until(lambda: holder.engine is not engine, 10)  # swapped in, prepared, under the lock
+    with holder.use() as (now, _):
+        assert now is made[0] and now.suggest("list files", n=1)
 
 
 def test_two_starts_at_once_give_one_daemon_and_sigterm_removes_the_socket(tiny_checkpoint):
