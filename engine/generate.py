@@ -25,6 +25,7 @@ log = logging.getLogger("tinyllm.engine")
 
 
 MODEL_SOURCE = "model"
+INCOMPLETE_CHAR = "\ufffd"  # what decoding shows for the first bytes of a multi-byte character
 
 
 @dataclass
@@ -318,9 +319,11 @@ class Engine:
             if self.stop_mask[token]:
                 return
             ids.append(token)
-            new_text = self.tokenizer.decode(ids)
-            if new_text != text:
-                yield new_text[len(text):] if new_text.startswith(text) else new_text
+            # A character spread over byte tokens decodes to U+FFFD until its last byte arrives:
+            # hold that back, so every piece extends what was sent and nothing is sent twice.
+            new_text = self.tokenizer.decode(ids).rstrip(INCOMPLETE_CHAR)
+            if len(new_text) > len(text) and new_text.startswith(text):
+                yield new_text[len(text):]
                 text = new_text
             logits = cache.advance(self.step, torch.tensor([[token]]), last_only=True)[:, -1].float()
 
