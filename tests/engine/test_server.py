@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from engine.generate import Engine
-from engine.server import HttpError, ModelHolder
+from engine.http_handler import HttpError, model_for_request
+from engine.loader import ModelHolder
 from engine.store import ModelStore
 from shell.client import health, request, wait_until
 from tests.shell.daemon import cli_command, env_for, feedback_of, make_home, remove_home, socket_of, start_daemon
@@ -213,34 +214,36 @@ def test_model_holder_keeps_answering_when_a_new_file_is_broken(tiny_checkpoint,
     path = tmp_path / "model.tlm"
     shutil.copyfile(tiny_checkpoint, path)
     holder = ModelHolder(path)
-    with holder.use() as (engine, name):
+    with model_for_request(holder) as (engine, name):
         assert name == "model.tlm"
     path.write_bytes(b"not a checkpoint")
-    with holder.use() as (still, _):
+    with model_for_request(holder) as (still, _):
         assert still is engine
     with pytest.raises(HttpError) as error:
-        with ModelHolder(tmp_path / "missing.tlm").use():
+        with model_for_request(ModelHolder(tmp_path / "missing.tlm")):
             pass
     assert error.value.status == 503
 
 
 def test_with_compile_requests_are_answered_while_the_model_compiles(tiny_checkpoint, monkeypatch):
-    release = threading.Event()
+    release, compiled = threading.Event(), threading.Event()
     made = []
 
-    def slow_compile(engine, int8):  # stands in for the real 10-90 s compile (tests/engine/test_compiled.py)
+    def slow_compile(engine, widths, int8):  # stands in for the real 10-90 s compile (tests/engine/test_compiled.py)
         release.wait(10)
         assert int8
         made.append(Engine(engine.model, engine.tokenizer, step=engine.model.cached_forward))
+        compiled.set()
         return made[0]
 
     monkeypatch.setattr(Engine, "compiled", slow_compile)
     holder = ModelHolder(tiny_checkpoint, compile="int8")
-    with holder.use() as (engine, _):
+    with model_for_request(holder) as (engine, _):
         assert engine.suggest("list files", n=1)
     release.set()
-    assert wait_until(lambda: holder.engine is not engine, 10)  # swapped in, prepared, under the lock
-    with holder.use() as (now, _):
+    assert compiled.wait(10)
+    assert wait_until(lambda: holder.engine is made[0], 10)  # swapped in, prepared, under the lock
+    with model_for_request(holder) as (now, _):
         assert now is made[0] and now.suggest("list files", n=1)
 
 
