@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
 
@@ -19,7 +19,7 @@ from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path
 from .model import GPT
-from .tokenizer import MAX_REQUEST_CHARS, PROMPT_OVERHEAD, Tokenizer, clean_text, normalize_request
+from .tokenizer import MAX_REQUEST_CHARS, Tokenizer, clean_text, normalize_request
 
 log = logging.getLogger("tinyllm.engine")
 
@@ -52,6 +52,22 @@ class DecodeOptions:
         return cls(**known)
 
 
+class Beam(NamedTuple):
+    """A live hypothesis after a decoding step."""
+
+    score: float  # summed log-probability
+    parent: int  # the beam (cache row within its request) it extends
+    tokens: list[int]
+    token: int  # the token it added: the next step's input
+
+
+class Ended(NamedTuple):
+    """A finished hypothesis."""
+
+    score: float  # length-normalised
+    tokens: list[int]
+
+
 class Engine:
     """A model with its tokenizer, decoding options and example index, and the decode state the model
     itself does not keep: `step`, the form of `model.cached_forward` its KV caches run (eager, or
@@ -70,7 +86,8 @@ class Engine:
         stop[[tokenizer.eos_id, *tokenizer.newline_ids()]] = True
         self.stop_mask = stop
         # Never generate these: they are prompt structure, not command text.
-        self.banned_ids = [tokenizer.pad_id, tokenizer.bos_id, tokenizer.instruction_id, tokenizer.command_id, 1]
+        self.banned_ids = [tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.instruction_id,
+                           tokenizer.command_id]
 
     @classmethod
     def from_checkpoint(cls, path, options: DecodeOptions | None = None, dtype: torch.dtype | None = None) -> "Engine":
@@ -99,8 +116,9 @@ class Engine:
         if len(request) > MAX_REQUEST_CHARS:
             request = request[-MAX_REQUEST_CHARS:]
         room = self.model.config.context - max_new_tokens
-        if len(self.tokenizer.encode(request)) + PROMPT_OVERHEAD > room:
-            log.warning("request too long for the model's context: kept its last %d tokens", room - PROMPT_OVERHEAD)
+        overhead = self.tokenizer.prompt_overhead
+        if len(self.tokenizer.encode(request)) + overhead > room:
+            log.warning("request too long for the model's context: kept its last %d tokens", room - overhead)
         return self.tokenizer.encode_prompt(request, self.neighbours(request), room=room,
                                             example_tokens=self.retrieval.example_tokens)
 
@@ -157,7 +175,7 @@ class Engine:
         beams: list[list[list[int]]] = [[[] for _ in range(W)] for _ in range(R)]
         scores = torch.full((R, W), -math.inf)
         scores[:, 0] = 0.0  # all beams start identical: expand only the first
-        finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(R)]
+        finished: list[list[Ended]] = [[] for _ in range(R)]
         active = list(range(R))  # requests still decoding; request active[a] owns cache rows a*W..a*W+W-1
         for step in range(budget):
             last = step == budget - 1
@@ -175,19 +193,20 @@ class Engine:
                     seq = beams[r][beam]
                     if self.stop_mask[token] or last:
                         ended = seq if self.stop_mask[token] else seq + [token]
-                        finished[r].append((self._normalise(score, len(ended) + 1), ended))
+                        finished[r].append(Ended(self._normalise(score, len(ended) + 1), ended))
                     else:
-                        kept.append((score, beam, seq + [token], token))
-                finished[r].sort(key=lambda item: -item[0])
+                        kept.append(Beam(score, beam, seq + [token], token))
+                finished[r].sort(key=lambda ended: -ended.score)
                 if self._request_done(finished[r], kept, W):
                     beams[r], scores[r] = [[] for _ in range(W)], -math.inf
                     continue
-                kept += [(-math.inf, kept[0][1], kept[0][2], self.tokenizer.eos_id)] * (W - len(kept))
-                beams[r] = [seq for _, _, seq, _ in kept]
-                scores[r] = torch.tensor([score for score, _, _, _ in kept])
+                # Fewer than W survivors: the rest are dead copies (never expanded, score -inf).
+                kept += [kept[0]._replace(score=-math.inf, token=self.tokenizer.eos_id)] * (W - len(kept))
+                beams[r] = [b.tokens for b in kept]
+                scores[r] = torch.tensor([b.score for b in kept])
                 still.append(r)
-                next_rows += [a * W + beam for _, beam, _, _ in kept]
-                next_tokens += [token for _, _, _, token in kept]
+                next_rows += [a * W + b.parent for b in kept]
+                next_tokens += [b.token for b in kept]
             yield [self._candidates(finished[r], beams[r], scores[r], n) for r in range(R)]
             active = still
             if not active:
@@ -202,13 +221,13 @@ class Engine:
             return True
         if len(finished) < width:
             return False
-        best_score, _, best_seq, _ = kept[0]
-        return finished[width - 1][0] >= self._normalise(best_score, len(best_seq) + 1)
+        best = kept[0]
+        return finished[width - 1].score >= self._normalise(best.score, len(best.tokens) + 1)
 
     def _candidates(self, finished, alive, alive_scores, n) -> list[Candidate]:
         """Finished hypotheses first, then the alive ones (so a stream shows growing commands)."""
-        pool = sorted(finished, key=lambda item: -item[0])
-        pool += [(self._normalise(s, len(seq) + 1), seq)
+        pool = sorted(finished, key=lambda ended: -ended.score)
+        pool += [Ended(self._normalise(s, len(seq) + 1), seq)
                  for s, seq in zip(alive_scores.tolist(), alive) if s > -math.inf and seq]
         out, seen = [], set()
         for score, seq in pool:
