@@ -1,6 +1,7 @@
 """One checkpoint file: config, tokenizer model, weights and metadata.
 
-Written atomically with torch.save, read with `weights_only=True` (no pickled code runs on load).
+Written atomically with torch.save, read with `weights_only=True` (no pickled code runs on load) and
+memory-mapped, so reading a checkpoint's metadata (model lists) never reads its weights.
 """
 import io
 import time
@@ -55,7 +56,7 @@ def read_payload(path) -> dict:
     if not path.is_file():
         raise EngineError(f"{path}: no such model file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
         raise EngineError(f"{path}: not a tinyllm checkpoint (truncated, corrupt or foreign file)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -82,4 +83,5 @@ def load_checkpoint(path) -> Checkpoint:
 
 
 def read_meta(path) -> dict:
+    """The checkpoint's metadata, without reading its weights (they stay mapped, untouched)."""
     return read_payload(path).get("meta", {})

@@ -16,7 +16,7 @@ import torch
 from . import paths
 from .errors import EngineError
 from .model import GPT
-from .quantize import int8_copy
+from .quantize import int8_models
 
 
 INDUCTOR_CONFIG = {
@@ -35,8 +35,10 @@ def compile_requested() -> str | None:
 
 
 class CompiledSteps:
-    """Stands in for `GPT.cached_forward`: one graph for one-token steps of each prepared
-    (batch, cache length), one for prompts of any length (batch and cache length prepared too)."""
+    """Stands in for `GPT.cached_forward` as the step an engine passes its KV cache: one graph for
+    one-token steps of each prepared (batch, cache length), one for prompts of any length (batch and
+    cache length prepared too). `model` is the eager model the other shapes run on: the one given, or
+    with int8 a dequantized copy of it, computing what the int8 graphs compute."""
 
     def __init__(self, model: GPT, int8: bool = False):
         # Kernels land in our private cache, not a shared /tmp folder (they embed the weights).
@@ -45,9 +47,8 @@ class CompiledSteps:
 
         for name, value in INDUCTOR_CONFIG.items():
             setattr(inductor, name, value)
-        self.model = model
-        # With int8, the graphs run an int8 copy and `model` keeps the same weights dequantized.
-        target = int8_copy(model) if int8 else model
+        # The given model is never changed: requests may be decoding with it meanwhile.
+        self.model, target = int8_models(model) if int8 else (model, model)
         self.decode = torch.compile(target.cached_forward, dynamic=False)
         self.prefill = torch.compile(target.cached_forward)  # the prompt length is marked dynamic below
         self.decode_shapes: set[tuple[int, int]] = set()
@@ -87,8 +88,9 @@ class CompiledSteps:
 
 def compile_steps(model: GPT, decode: list[tuple[int, int]], prefill: list[tuple[int, int]],
                   int8: bool = False) -> CompiledSteps:
-    """Compile decode steps for each (batch, cache length) in `decode`, prompt prefills for each
-    in `prefill`, and make the model use them. `int8` reads int8 weights (engine/quantize.py)."""
+    """Compile decode steps for each (batch, cache length) in `decode` and prompt prefills for each
+    in `prefill`. `int8` reads int8 weights (engine/quantize.py). Pass the result (and run anything
+    uncached on its `.model`) where `model.cached_forward` went."""
     steps = CompiledSteps(model, int8)
     try:
         for batch, length in decode:
@@ -98,5 +100,4 @@ def compile_steps(model: GPT, decode: list[tuple[int, int]], prefill: list[tuple
     except Exception as e:  # no C++ compiler, an unsupported CPU, ...: inference stays eager
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EngineError(f"cannot compile the inference steps ({reason}); they stay eager") from e
-    model.compiled_steps = steps
     return steps

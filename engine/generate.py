@@ -5,11 +5,12 @@
 after every step, which is what the app streams. Width 1 is greedy decoding. `stream` samples one
 command (temperature / top-k / top-p) and yields its text as it grows.
 """
+import copy
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
 
@@ -18,12 +19,13 @@ from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path
 from .model import GPT
-from .tokenizer import MAX_REQUEST_CHARS, PROMPT_OVERHEAD, Tokenizer, clean_text, normalize_request
+from .tokenizer import MAX_REQUEST_CHARS, Tokenizer, clean_text, normalize_request
 
 log = logging.getLogger("tinyllm.engine")
 
 
 MODEL_SOURCE = "model"
+INCOMPLETE_CHAR = "\ufffd"  # what decoding shows for the first bytes of a multi-byte character
 
 
 @dataclass
@@ -50,10 +52,31 @@ class DecodeOptions:
         return cls(**known)
 
 
+class Beam(NamedTuple):
+    """A live hypothesis after a decoding step."""
+
+    score: float  # summed log-probability
+    parent: int  # the beam (cache row within its request) it extends
+    tokens: list[int]
+    token: int  # the token it added: the next step's input
+
+
+class Ended(NamedTuple):
+    """A finished hypothesis."""
+
+    score: float  # length-normalised
+    tokens: list[int]
+
+
 class Engine:
+    """A model with its tokenizer, decoding options and example index, and the decode state the model
+    itself does not keep: `step`, the form of `model.cached_forward` its KV caches run (eager, or
+    compiled by `compiled`)."""
+
     def __init__(self, model: GPT, tokenizer: Tokenizer, name: str = "", options: DecodeOptions | None = None,
-                 index: ExampleIndex | None = None, retrieval: RetrievalSettings | None = None):
+                 index: ExampleIndex | None = None, retrieval: RetrievalSettings | None = None, step=None):
         self.model = model.eval()
+        self.step = step or model.cached_forward
         self.tokenizer = tokenizer
         self.name = name
         self.options = options or DecodeOptions()
@@ -63,7 +86,8 @@ class Engine:
         stop[[tokenizer.eos_id, *tokenizer.newline_ids()]] = True
         self.stop_mask = stop
         # Never generate these: they are prompt structure, not command text.
-        self.banned_ids = [tokenizer.pad_id, tokenizer.bos_id, tokenizer.instruction_id, tokenizer.command_id, 1]
+        self.banned_ids = [tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.instruction_id,
+                           tokenizer.command_id]
 
     @classmethod
     def from_checkpoint(cls, path, options: DecodeOptions | None = None, dtype: torch.dtype | None = None) -> "Engine":
@@ -92,8 +116,9 @@ class Engine:
         if len(request) > MAX_REQUEST_CHARS:
             request = request[-MAX_REQUEST_CHARS:]
         room = self.model.config.context - max_new_tokens
-        if len(self.tokenizer.encode(request)) + PROMPT_OVERHEAD > room:
-            log.warning("request too long for the model's context: kept its last %d tokens", room - PROMPT_OVERHEAD)
+        overhead = self.tokenizer.prompt_overhead
+        if len(self.tokenizer.encode(request)) + overhead > room:
+            log.warning("request too long for the model's context: kept its last %d tokens", room - overhead)
         return self.tokenizer.encode_prompt(request, self.neighbours(request), room=room,
                                             example_tokens=self.retrieval.example_tokens)
 
@@ -109,7 +134,7 @@ class Engine:
         for row, prompt in enumerate(prompts):
             batch[row, length - len(prompt):] = torch.tensor(prompt)
             cache.mark_padding(row, length - len(prompt))
-        logits = self.model(batch, kv_cache=cache, last_only=True)[:, -1]
+        logits = cache.advance(self.step, batch, last_only=True)[:, -1]
         if rows_per_prompt > 1:
             rows = torch.arange(len(prompts)).repeat_interleave(rows_per_prompt)
             cache.reorder(rows)
@@ -150,7 +175,7 @@ class Engine:
         beams: list[list[list[int]]] = [[[] for _ in range(W)] for _ in range(R)]
         scores = torch.full((R, W), -math.inf)
         scores[:, 0] = 0.0  # all beams start identical: expand only the first
-        finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(R)]
+        finished: list[list[Ended]] = [[] for _ in range(R)]
         active = list(range(R))  # requests still decoding; request active[a] owns cache rows a*W..a*W+W-1
         for step in range(budget):
             last = step == budget - 1
@@ -168,25 +193,26 @@ class Engine:
                     seq = beams[r][beam]
                     if self.stop_mask[token] or last:
                         ended = seq if self.stop_mask[token] else seq + [token]
-                        finished[r].append((self._normalise(score, len(ended) + 1), ended))
+                        finished[r].append(Ended(self._normalise(score, len(ended) + 1), ended))
                     else:
-                        kept.append((score, beam, seq + [token], token))
-                finished[r].sort(key=lambda item: -item[0])
+                        kept.append(Beam(score, beam, seq + [token], token))
+                finished[r].sort(key=lambda ended: -ended.score)
                 if self._request_done(finished[r], kept, W):
                     beams[r], scores[r] = [[] for _ in range(W)], -math.inf
                     continue
-                kept += [(-math.inf, kept[0][1], kept[0][2], self.tokenizer.eos_id)] * (W - len(kept))
-                beams[r] = [seq for _, _, seq, _ in kept]
-                scores[r] = torch.tensor([score for score, _, _, _ in kept])
+                # Fewer than W survivors: the rest are dead copies (never expanded, score -inf).
+                kept += [kept[0]._replace(score=-math.inf, token=self.tokenizer.eos_id)] * (W - len(kept))
+                beams[r] = [b.tokens for b in kept]
+                scores[r] = torch.tensor([b.score for b in kept])
                 still.append(r)
-                next_rows += [a * W + beam for _, beam, _, _ in kept]
-                next_tokens += [token for _, _, _, token in kept]
+                next_rows += [a * W + b.parent for b in kept]
+                next_tokens += [b.token for b in kept]
             yield [self._candidates(finished[r], beams[r], scores[r], n) for r in range(R)]
             active = still
             if not active:
                 return
             cache.reorder(torch.tensor(next_rows))
-            logits = self.model(torch.tensor(next_tokens)[:, None], kv_cache=cache, last_only=True)[:, -1].float()
+            logits = cache.advance(self.step, torch.tensor(next_tokens)[:, None], last_only=True)[:, -1].float()
 
     def _request_done(self, finished, kept, width: int) -> bool:
         """Done when nothing is alive, or `width` hypotheses have ended and the best live beam,
@@ -195,13 +221,13 @@ class Engine:
             return True
         if len(finished) < width:
             return False
-        best_score, _, best_seq, _ = kept[0]
-        return finished[width - 1][0] >= self._normalise(best_score, len(best_seq) + 1)
+        best = kept[0]
+        return finished[width - 1].score >= self._normalise(best.score, len(best.tokens) + 1)
 
     def _candidates(self, finished, alive, alive_scores, n) -> list[Candidate]:
         """Finished hypotheses first, then the alive ones (so a stream shows growing commands)."""
-        pool = sorted(finished, key=lambda item: -item[0])
-        pool += [(self._normalise(s, len(seq) + 1), seq)
+        pool = sorted(finished, key=lambda ended: -ended.score)
+        pool += [Ended(self._normalise(s, len(seq) + 1), seq)
                  for s, seq in zip(alive_scores.tolist(), alive) if s > -math.inf and seq]
         out, seen = [], set()
         for score, seq in pool:
@@ -266,13 +292,22 @@ class Engine:
         out += [c for c in candidates if c.command not in seen]
         return out[:n]
 
-    def compile(self, widths: tuple[int, ...] = (1, 3), int8: bool = False) -> None:
-        """Compile the steps of single requests decoded with these beam widths, with prompts of up
-        to 64 tokens (engine/compiled.py). Other shapes (batches, longer prompts) stay eager."""
+    @property
+    def is_compiled(self) -> bool:
+        return self.step != self.model.cached_forward
+
+    def compiled(self, widths: tuple[int, ...] = (1, 3), int8: bool = False) -> "Engine":
+        """A new engine whose steps are compiled for single requests decoded with these beam widths,
+        with prompts of up to 64 tokens (engine/compiled.py); other shapes (batches, longer prompts)
+        run eager. This engine is left as it is, so it can keep answering while the compiler works."""
         from .compiled import compile_steps
 
         length = 64 + self._new_token_budget(None)
-        compile_steps(self.model, decode=[(width, length) for width in widths], prefill=[(1, length)], int8=int8)
+        steps = compile_steps(self.model, decode=[(width, length) for width in widths], prefill=[(1, length)],
+                              int8=int8)
+        engine = copy.copy(self)  # the same tokenizer, options and example index
+        engine.model, engine.step = steps.model, steps
+        return engine
 
     def warm_up(self) -> None:
         """One throwaway suggestion: the first decode pays for kernel set-up, so a user's first should not."""
@@ -303,11 +338,13 @@ class Engine:
             if self.stop_mask[token]:
                 return
             ids.append(token)
-            new_text = self.tokenizer.decode(ids)
-            if new_text != text:
-                yield new_text[len(text):] if new_text.startswith(text) else new_text
+            # A character spread over byte tokens decodes to U+FFFD until its last byte arrives:
+            # hold that back, so every piece extends what was sent and nothing is sent twice.
+            new_text = self.tokenizer.decode(ids).rstrip(INCOMPLETE_CHAR)
+            if len(new_text) > len(text) and new_text.startswith(text):
+                yield new_text[len(text):]
                 text = new_text
-            logits = self.model(torch.tensor([[token]]), kv_cache=cache, last_only=True)[:, -1].float()
+            logits = cache.advance(self.step, torch.tensor([[token]]), last_only=True)[:, -1].float()
 
     def complete(self, request: str, **sampling) -> str:
         return clean_text("".join(self.stream(request, **sampling)))

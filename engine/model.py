@@ -2,8 +2,9 @@
 
 RoPE positions, RMSNorm, SwiGLU feed-forward, tied input/output embeddings, no biases, and
 `scaled_dot_product_attention`. Training calls `forward(idx, targets)` on whole sequences; inference
-calls `forward(idx, kv_cache=...)`, which writes the new keys/values into a preallocated cache and
-attends over everything cached so far (prefill and decode are the same call with T>1 or T=1).
+runs `cached_forward` through `KVCache.advance`, which writes the new keys/values into a preallocated
+cache and attends over everything cached so far (prefill and decode are the same call with T>1 or T=1).
+Which form of that step runs (eager, compiled, int8) is the engine's choice: it passes the step in.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -99,8 +100,8 @@ class KVCache:
     def length(self) -> int:
         return self.k.size(3)
 
-    def advance(self, step, idx: torch.Tensor, last_only: bool) -> torch.Tensor:
-        """Run `step` (GPT.cached_forward or its compiled form) on the tokens at [pos, pos+T)."""
+    def advance(self, step, idx: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Run `step` (GPT.cached_forward or a compiled form of it) on the tokens at [pos, pos+T)."""
         start, T = self.pos, idx.size(1)
         if start + T > self.length:
             from .errors import EngineError
@@ -192,8 +193,6 @@ class GPT(nn.Module):
         cos, sin = rope_tables(config, config.context)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        self.compiled_steps = None  # compiled forms of cached_forward (engine/compiled.py)
-        self.lm_head = None  # an int8 output head in engine/quantize.py's copies; else the tied embedding
         self.apply(self._init_weights)
         # Residual projections scaled down with depth (GPT-2).
         for name, p in self.named_parameters():
@@ -216,14 +215,9 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx, targets=None, kv_cache: KVCache | None = None, last_only: bool = False):
+    def forward(self, idx, targets=None, last_only: bool = False):
         """idx (B, T) -> logits (B, T, V), or the mean loss over targets != IGNORE_INDEX.
-
-        With `kv_cache`, idx holds the tokens at positions [cache.pos, cache.pos+T) and the cache advances.
-        `last_only` applies the output head to the last position only (decode needs nothing else).
-        """
-        if kv_cache is not None:
-            return kv_cache.advance(self.compiled_steps or self.cached_forward, idx, last_only)
+        `last_only` applies the output head to the last position only."""
         T = idx.size(1)
         self._check_length(T)
         x = self.norm(self._blocks(self.embed(idx), self.rope_cos[:T], self.rope_sin[:T]))
@@ -250,8 +244,8 @@ class GPT(nn.Module):
         return self._head(x)
 
     def _head(self, x):
-        """The output head: the tied embedding, or the int8 head of engine/quantize.py's copies."""
-        return self.lm_head(x) if self.lm_head is not None else F.linear(x, self.embed.weight)
+        """The output head: the tied embedding (engine/quantize.py's int8 variant overrides it)."""
+        return F.linear(x, self.embed.weight)
 
     def _blocks(self, x, cos, sin, keys=None, values=None, positions=None, mask=None):
         for i, block in enumerate(self.blocks):

@@ -1,9 +1,9 @@
 """Int8 weight-only matmuls for compiled decoding: half the bytes of bf16 to read per token.
 
-`int8_copy` returns a copy of the model whose matmul weights (and tied output head) are int8 with a
-scale per output channel, and sets the original model's weights to the same values dequantized, so
-the eager model and the int8 copy compute the same function (to bf16 rounding). The compiled steps
-run the copy; eager prefill, recomputing and training tools keep seeing ordinary weights.
+`int8_models` returns two copies of a model: one whose matmul weights (and tied output head) are int8
+with a scale per output channel, and one whose weights are those same values dequantized, so the two
+compute the same function (to bf16 rounding). The compiled steps run the int8 copy; eager prefill and
+recomputing run the dequantized one. The model passed in is left alone: requests may be decoding with it.
 """
 import copy
 
@@ -27,6 +27,16 @@ class Int8Linear(nn.Module):
         return torch._weight_int8pack_mm(flat, self.weight, self.scales).view(*x.shape[:-1], -1)
 
 
+class Int8GPT(GPT):
+    """The model with Int8Linear matmuls and an int8 output head (the embedding lookup keeps its float
+    rows); made by `int8_models` only."""
+
+    int8_head: Int8Linear
+
+    def _head(self, x):
+        return self.int8_head(x)
+
+
 def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric per-output-channel int8: (q, scales in the weight's dtype)."""
     scales = weight.float().abs().amax(1).clamp(min=1e-12) / 127
@@ -35,18 +45,19 @@ def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def int8_copy(model: GPT) -> GPT:
-    quantized = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            quantized[name] = quantize(module.weight)
-    head = quantize(model.embed.weight)
+def int8_models(model: GPT) -> tuple[GPT, Int8GPT]:
+    """(dequantized, int8): new copies of `model` computing the same function; `model` is not touched."""
+    dequantized = copy.deepcopy(model)
+    quantized = {name: quantize(module.weight) for name, module in dequantized.named_modules()
+                 if isinstance(module, nn.Linear)}
+    head = quantize(dequantized.embed.weight)
     for name, (q, scales) in [*quantized.items(), ("embed", head)]:
-        module = model.get_submodule(name)
-        module.weight.copy_((q.float() * scales.float()[:, None]).to(module.weight.dtype))
-    copied = copy.deepcopy(model, memo={id(model.compiled_steps): None})  # not an earlier compiled form
+        weight = dequantized.get_submodule(name).weight
+        weight.copy_((q.float() * scales.float()[:, None]).to(weight.dtype))
+    int8 = copy.deepcopy(dequantized)
+    int8.__class__ = Int8GPT  # the same modules and buffers; only the output head differs
     for name, (q, scales) in quantized.items():
         parent, _, child = name.rpartition(".")
-        setattr(copied.get_submodule(parent), child, Int8Linear(q, scales))
-    copied.lm_head = Int8Linear(*head)
-    return copied
+        setattr(int8.get_submodule(parent), child, Int8Linear(q, scales))
+    int8.int8_head = Int8Linear(*head)
+    return dequantized, int8

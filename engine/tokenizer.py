@@ -21,7 +21,6 @@ SPECIAL_IDS = {PAD: 0, UNK: 1, BOS: 2, EOS: 3, INSTRUCTION: 4, COMMAND: 5}
 MAX_REQUEST_CHARS = 4096
 # A retrieved example longer than this many tokens is left out of the prompt (checkpoints store theirs).
 EXAMPLE_TOKENS = 48
-PROMPT_OVERHEAD = 3  # <bos>, <instruction> and <command> around the request
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
@@ -50,8 +49,8 @@ class Tokenizer:
         for piece, expected in SPECIAL_IDS.items():
             if self.sp.piece_to_id(piece) != expected:
                 raise EngineError(f"tokenizer does not map {piece} to id {expected}; retrain it with tinyllm")
-        self.pad_id, self.bos_id, self.eos_id = 0, 2, 3
-        self.instruction_id, self.command_id = 4, 5
+        self.pad_id, self.unk_id, self.bos_id, self.eos_id = (SPECIAL_IDS[t] for t in (PAD, UNK, BOS, EOS))
+        self.instruction_id, self.command_id = SPECIAL_IDS[INSTRUCTION], SPECIAL_IDS[COMMAND]
         self.vocab_size = self.sp.get_piece_size()
 
     @classmethod
@@ -85,17 +84,26 @@ class Tokenizer:
         An example longer than `example_tokens` is left out rather than cut; with `room`, the request
         keeps its last tokens and the examples farthest from it are dropped until the prompt fits."""
         body = self.encode(request)
-        if room is not None and len(body) + PROMPT_OVERHEAD > room:
-            body = body[len(body) + PROMPT_OVERHEAD - room:]
-        prompt = [self.instruction_id, *body, self.command_id]
+        if room is not None and len(body) + self.prompt_overhead > room:
+            body = body[len(body) + self.prompt_overhead - room:]
+        shown: list[list[int]] = []  # farthest first
         for example in examples:
             ids = self.encode_example(example.request, example.command)
             if len(ids) > example_tokens:
                 continue
-            if room is not None and len(prompt) + len(ids) + 1 > room:
+            if room is not None and len(self._layout([ids, *shown], body)) > room:
                 break
-            prompt = ids + prompt
-        return [self.bos_id, *prompt]
+            shown.insert(0, ids)
+        return self._layout(shown, body)
+
+    def _layout(self, examples: list[list[int]], body: list[int]) -> list[int]:
+        """The prompt format (see the top of this file) around encoded examples and request."""
+        return [self.bos_id, *(i for ids in examples for i in ids), self.instruction_id, *body, self.command_id]
+
+    @property
+    def prompt_overhead(self) -> int:
+        """The tokens the format adds around a request shown without examples."""
+        return len(self._layout([], []))
 
     def encode_pair(self, request: str, command: str, examples=(),
                     example_tokens: int = EXAMPLE_TOKENS) -> tuple[list[int], list[int]]:

@@ -17,7 +17,7 @@ from textual.worker import Worker, WorkerState
 
 from engine import paths
 
-from .messages import ActiveModelChanged, ModelLoaded, ModelUnavailable
+from .messages import ActiveModelChanged, ModelCompiled, ModelLoaded, ModelUnavailable
 from .widgets.help import HelpScreen
 from .widgets.models import ModelsPanel
 from .widgets.palette import AppCommands
@@ -101,43 +101,33 @@ class TinyLLMApp(App):
     # -- the model -----------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="model", exit_on_error=False)
     def load_model(self) -> None:
-        from engine import paths
         from engine.compiled import compile_requested
         from engine.errors import EngineError
-        from engine.generate import Engine
-        from engine.store import BUNDLED_MODEL, ModelStore
+        from engine.loader import compile_in_background, load_engine, resolve_model
 
         try:
-            store = ModelStore()
-            path = self.model_path or store.active_path()
-        except EngineError as e:
-            self.post_message(ModelUnavailable(str(e)))
-            return
-        if self.model_path:
-            label = path.name
-        elif path == BUNDLED_MODEL:
-            label = "bundled default"
-        else:
-            label = f"v{store.active_version()}"
-        try:
-            engine = Engine.from_checkpoint(path)
-            engine.follow_feedback(paths.feedback_db_path())
-            engine.warm_up()
+            path, label = resolve_model(self.model_path)
+            engine = load_engine(path)
         except EngineError as e:
             self.post_message(ModelUnavailable(str(e)))
             return
         self.post_message(ModelLoaded(engine, label))
         mode = compile_requested()
-        if mode:  # TINYLLM_COMPILE=1 or int8: suggestions run eager until this is done
-            panel = self.query_one(SuggestPanel)
-            try:
-                engine.compile(widths=(panel.beam_width,), int8=mode == "int8")
-            except EngineError as e:
-                self.call_from_thread(self.notify, str(e), severity="warning")
+        if mode:  # TINYLLM_COMPILE=1 or int8: suggestions run eager until the compiled engine replaces this one
+            compile_in_background(
+                engine, label, mode, widths=(self.query_one(SuggestPanel).beam_width,),
+                on_ready=lambda compiled: self.post_message(ModelCompiled(compiled, engine, label)),
+                on_error=lambda reason: self.call_from_thread(self.notify, reason, severity="warning"))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         self.sub_title = f"model {message.label}"
         self.query_one(SuggestPanel).set_engine(message.engine, message.label)
+
+    def on_model_compiled(self, message: ModelCompiled) -> None:
+        panel = self.query_one(SuggestPanel)
+        if panel.engine is message.replaces:  # not when another model was loaded while this one compiled
+            panel.engine = message.engine
+            self.sub_title = f"model {message.label} · compiled"
 
     def on_model_unavailable(self, message: ModelUnavailable) -> None:
         self.sub_title = "no model"

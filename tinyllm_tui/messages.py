@@ -11,6 +11,15 @@ class ModelLoaded(Message):
 
 
 @dataclass
+class ModelCompiled(Message):
+    """A compiled copy of the loaded engine `replaces`, ready to take over from it."""
+
+    engine: object
+    replaces: object
+    label: str
+
+
+@dataclass
 class ModelUnavailable(Message):
     reason: str
 

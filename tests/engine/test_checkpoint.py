@@ -1,7 +1,9 @@
+import os
+
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from engine.errors import EngineError
 
 
@@ -18,6 +20,21 @@ def test_bf16_storage_is_smaller_and_loads_as_fp32(tiny_model, tiny_tokenizer, t
     half = save_checkpoint(tmp_path / "b.tlm", tiny_model, tiny_tokenizer, {}, dtype=torch.bfloat16)
     assert half.stat().st_size < 0.6 * full.stat().st_size
     assert load_checkpoint(half).model.embed.weight.dtype == torch.float32
+
+
+def bytes_read() -> int:
+    return int(dict(line.split(": ") for line in open("/proc/self/io").read().splitlines())["rchar"])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="counts bytes read through /proc (Linux)")
+def test_metadata_is_read_without_the_weights(tiny_checkpoint):
+    size = tiny_checkpoint.stat().st_size
+    start = bytes_read()
+    assert read_meta(tiny_checkpoint)["name"] == "tiny-test"
+    assert bytes_read() - start < size / 4  # the weights are nearly all of the file
+    start = bytes_read()
+    torch.load(tiny_checkpoint, weights_only=True)
+    assert bytes_read() - start > size / 2  # what the check above would see if the weights were read
 
 
 def test_saved_file_is_private(tiny_checkpoint):

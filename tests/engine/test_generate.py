@@ -1,6 +1,7 @@
 import logging
 
 import pytest
+import torch
 
 from engine.errors import EngineError
 from engine.generate import DecodeOptions, Engine
@@ -65,3 +66,26 @@ def test_no_repeat_ngram_blocks_repeats(tiny_model, tiny_tokenizer):
     for candidate in blocked.suggest("list files", n=3):
         ids = tiny_tokenizer.encode(candidate.command)
         assert len(ids) == len(set(ids))
+
+
+def scripted_step(tokens: list[int], vocab_size: int):
+    """A stand-in for the model's cached step that picks `tokens` in order (then <eos>)."""
+    calls = []
+
+    def step(idx, positions, valid, keys, values, last_only=False):
+        token = tokens[len(calls)] if len(calls) < len(tokens) else 3
+        calls.append(token)
+        logits = torch.zeros(idx.size(0), 1, vocab_size)
+        logits[:, :, token] = 100.0
+        return logits
+
+    return step
+
+
+def test_stream_sends_a_character_spread_over_byte_tokens_once(tiny_model, tiny_tokenizer):
+    ids = tiny_tokenizer.encode("ls é")
+    assert tiny_tokenizer.sp.id_to_piece(ids[-2]) == "<0xC3>"  # é is two byte-fallback tokens
+    engine = Engine(tiny_model, tiny_tokenizer, step=scripted_step(ids, tiny_tokenizer.vocab_size))
+    pieces = list(engine.stream("list files"))
+    assert "".join(pieces) == "ls é" and pieces[-1] == "é"
+    assert not any("\ufffd" in piece for piece in pieces)

@@ -25,8 +25,8 @@ def test_cached_logits_equal_full_forward():
     idx = torch.randint(0, 300, (2, 20))
     full = model(idx)
     cache = model.new_kv_cache(2, 32)
-    pieces = [model(idx[:, :7], kv_cache=cache)]
-    pieces += [model(idx[:, i:i + 1], kv_cache=cache) for i in range(7, 20)]
+    pieces = [cache.advance(model.cached_forward, idx[:, :7])]
+    pieces += [cache.advance(model.cached_forward, idx[:, i:i + 1]) for i in range(7, 20)]
     assert torch.allclose(torch.cat(pieces, 1), full, atol=1e-4)
 
 
@@ -38,7 +38,7 @@ def test_left_padding_does_not_change_logits():
     padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), idx], 1)
     cache = model.new_kv_cache(1, 16)
     cache.mark_padding(0, 4)
-    assert torch.allclose(model(padded, kv_cache=cache)[0, -1], alone, atol=1e-4)
+    assert torch.allclose(cache.advance(model.cached_forward, padded)[0, -1], alone, atol=1e-4)
 
 
 def test_loss_ignores_masked_targets():

@@ -11,8 +11,10 @@ import threading
 
 import pytest
 
+from engine.errors import EngineError
 from engine.generate import Engine
-from engine.server import HttpError, ModelHolder
+from engine.http_handler import HttpError, model_for_request
+from engine.loader import ModelHolder
 from engine.store import ModelStore
 from shell.client import health, request, wait_until
 from tests.shell.daemon import cli_command, env_for, feedback_of, make_home, remove_home, socket_of, start_daemon
@@ -213,34 +215,61 @@ def test_model_holder_keeps_answering_when_a_new_file_is_broken(tiny_checkpoint,
     path = tmp_path / "model.tlm"
     shutil.copyfile(tiny_checkpoint, path)
     holder = ModelHolder(path)
-    with holder.use() as (engine, name):
+    with model_for_request(holder) as (engine, name):
         assert name == "model.tlm"
     path.write_bytes(b"not a checkpoint")
-    with holder.use() as (still, _):
+    with model_for_request(holder) as (still, _):
         assert still is engine
     with pytest.raises(HttpError) as error:
-        with ModelHolder(tmp_path / "missing.tlm").use():
+        with model_for_request(ModelHolder(tmp_path / "missing.tlm")):
             pass
     assert error.value.status == 503
 
 
 def test_with_compile_requests_are_answered_while_the_model_compiles(tiny_checkpoint, monkeypatch):
-    release, compiled = threading.Event(), threading.Event()
+    release = threading.Event()
+    made = []
 
-    def slow_compile(engine, int8):  # stands in for the real 10-90 s compile (tests/engine/test_compiled.py)
+    def slow_compile(engine, widths, int8):  # stands in for the real 10-90 s compile (tests/engine/test_compiled.py)
         release.wait(10)
         assert int8
-        engine.model.compiled_steps = engine.model.cached_forward
-        compiled.set()
+        made.append(Engine(engine.model, engine.tokenizer, step=engine.model.cached_forward))
+        return made[0]
 
-    monkeypatch.setattr(Engine, "compile", slow_compile)
+    monkeypatch.setattr(Engine, "compiled", slow_compile)
     holder = ModelHolder(tiny_checkpoint, compile="int8")
-    with holder.use() as (engine, _):
-        assert engine.suggest("list files", n=1) and engine.model.compiled_steps is None
+    with model_for_request(holder) as (engine, _):
+        assert engine.suggest("list files", n=1)
     release.set()
-    assert compiled.wait(10)
-    with holder.use() as (same, _):
-        assert same is engine and engine.suggest("list files", n=1)
+    assert wait_until(lambda: holder.engine is not engine, 10)  # swapped in, prepared, under the lock
+    with model_for_request(holder) as (now, _):
+        assert now is made[0] and now.suggest("list files", n=1)
+
+
+def test_a_compile_that_ends_after_a_reload_does_not_replace_the_newer_model(tiny_checkpoint, tmp_path, monkeypatch):
+    path = tmp_path / "model.tlm"
+    shutil.copyfile(tiny_checkpoint, path)
+    release, calls = threading.Event(), []
+
+    def slow_compile(engine, widths, int8):
+        calls.append(engine)
+        if len(calls) == 1:
+            release.wait(10)
+            return Engine(engine.model, engine.tokenizer)
+        raise EngineError("no compiler here")  # the newer model's own compile
+
+    monkeypatch.setattr(Engine, "compiled", slow_compile)
+    holder = ModelHolder(path, compile="plain")
+    with model_for_request(holder) as (first, _):
+        pass
+    os.utime(path, ns=(0, 0))  # a new file: reloaded on the next request
+    with model_for_request(holder) as (newer, _):
+        assert newer is not first
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("compile "):
+            thread.join(10)
+    assert calls == [first, newer] and holder.engine is newer
 
 
 def test_two_starts_at_once_give_one_daemon_and_sigterm_removes_the_socket(tiny_checkpoint):

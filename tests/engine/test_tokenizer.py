@@ -19,6 +19,8 @@ def test_round_trip_including_unseen_characters(tiny_tokenizer):
 def test_prompt_format(tiny_tokenizer):
     ids = tiny_tokenizer.encode_prompt("list files")
     assert ids[:2] == [2, 4] and ids[-1] == 5
+    assert len(ids) == len(tiny_tokenizer.encode("list files")) + tiny_tokenizer.prompt_overhead
+    assert tiny_tokenizer.prompt_overhead == 3  # <bos>, <instruction>, <command>
     pair, labels = tiny_tokenizer.encode_pair("list files", "ls -la")
     assert pair[: len(ids)] == ids and pair[-1] == 3
     assert labels[: len(ids)] == [IGNORE_INDEX] * len(ids)

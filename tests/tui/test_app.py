@@ -282,3 +282,34 @@ def test_settings_are_read_from_the_data_dir(tinyllm_home):
     (tinyllm_home / "data" / "tui.toml").write_text('candidates = 5\ntrain_preset = "tiny"\nbogus = 1\n')
     settings = Settings.load()
     assert (settings.candidates, settings.train_preset, settings.beam_width) == (5, "tiny", 4)
+
+
+async def test_with_compile_the_compiled_engine_takes_over_when_ready(tiny_checkpoint, monkeypatch):
+    import threading
+
+    from engine.generate import Engine
+
+    release = threading.Event()
+    compiled = []
+
+    def slow_compile(engine, widths, int8):  # stands in for minutes of compiling (tests/engine/test_compiled.py)
+        release.wait(10)
+        compiled.append(Engine(engine.model, engine.tokenizer, index=engine.index))
+        return compiled[0]
+
+    monkeypatch.setenv("TINYLLM_COMPILE", "int8")
+    monkeypatch.setattr(Engine, "compiled", slow_compile)
+    app = TinyLLMApp(model_path=tiny_checkpoint)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        panel = app.query_one(SuggestPanel)
+        loaded = panel.engine
+        await ask(app, pilot, "list files")  # answered while the compiler works
+        assert panel.engine is loaded and app.query(CandidateItem)
+        release.set()
+        for _ in range(200):
+            if panel.engine is not loaded:
+                break
+            await pilot.pause(0.05)
+        assert panel.engine is compiled[0] and app.sub_title == "model tiny.tlm · compiled"

@@ -10,9 +10,9 @@ def print_json(value) -> None:
 
 def model_path(path: str | None):
     """The model a command should use: --model PATH, else the active version, else the bundled model."""
-    from engine.store import ModelStore
+    from engine.loader import resolve_model
 
-    return path if path else ModelStore().active_path()
+    return resolve_model(path)[0]
 
 
 def setup_torch() -> None:
@@ -36,13 +36,12 @@ def suggestions(request: str | bytes, n: int, model: str | None = None) -> dict:
         if status != 200:
             raise EngineError(body["error"]["message"] if isinstance(body, dict) else f"daemon: HTTP {status}")
         return body
-    from engine import paths
-    from engine.generate import Engine, timed_suggest
+    from engine.generate import timed_suggest
+    from engine.loader import load_engine
 
     setup_torch()
     path = model_path(model)
-    engine = Engine.from_checkpoint(path)
-    engine.follow_feedback(paths.feedback_db_path())
+    engine = load_engine(path, warm_up=False)  # one request: nothing to warm up for
     candidates, latency_ms = timed_suggest(engine, request, n)
     return {"candidates": [c.to_dict() for c in candidates], "latency_ms": round(latency_ms, 1), "model": str(path),
             "examples": [e.to_dict() for e in engine.neighbours(request)]}
