@@ -346,7 +346,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def feedback(self) -> None:
         fields = self._fields()
-        store = self.server.daemon.feedback
+        store = FeedbackStore()  # opened per write: a broken database fails this request, not the daemon
         request, source = _string(fields, "request"), _string(fields, "source")
         if "corrected" in fields:
             id = store.add_correction(request, _string(fields, "suggested"), _string(fields, "corrected"), source)
@@ -469,7 +469,6 @@ class Daemon:
         self.socket_path = socket_path
         self.holder = holder
         self.port = port
-        self.feedback = FeedbackStore()
         self.servers: list[_Server] = []
 
     def bind(self) -> None:
