@@ -15,6 +15,8 @@ from pathlib import Path
 from engine import paths
 from engine.atomic import write_text_atomic
 
+from .errors import TrainingError
+
 
 class RunDir:
     def __init__(self, path: str | os.PathLike):
@@ -48,7 +50,10 @@ class RunDir:
             return {}
 
     def update_job(self, **fields) -> None:
-        write_text_atomic(self.path / "job.json", json.dumps({**self.job(), **fields}, indent=1))
+        try:
+            write_text_atomic(self.path / "job.json", json.dumps({**self.job(), **fields}, indent=1))
+        except OSError as e:  # a full disk: one line, not a traceback
+            raise TrainingError(f"cannot write {self.path / 'job.json'}: {e.strerror or e}") from e
 
     def start_job(self, phase: str, total_steps: int) -> None:
         self.update_job(phase=phase, argv=sys.argv, pid=os.getpid(), started=time.time(),
@@ -57,5 +62,8 @@ class RunDir:
     def event(self, event: str, **fields) -> None:
         """Append one metrics event. One write per line keeps concurrent readers from seeing half a line."""
         line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n"
-        with open(self.metrics, "a") as f:
-            f.write(line)
+        try:
+            with open(self.metrics, "a") as f:
+                f.write(line)
+        except OSError as e:
+            raise TrainingError(f"cannot write {self.metrics}: {e.strerror or e}") from e
