@@ -198,6 +198,7 @@ def _completion_request(fields: dict) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # for Expect: 100-continue, so an oversized body is refused before it is sent
+    default_request_version = "HTTP/1.1"  # garbage gets a status line too, not a bare HTTP/0.9 body
     server_version = "tinyllm"
     timeout = READ_TIMEOUT_S
 
@@ -314,7 +315,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)")
         try:
             fields = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             raise HttpError(HTTPStatus.BAD_REQUEST, "the body is not valid JSON") from None
         if not isinstance(fields, dict):
             raise HttpError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")

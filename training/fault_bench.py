@@ -129,8 +129,8 @@ def _loadable(run: Path) -> tuple[bool, int | None]:
 
 
 def run(plan: list[str], steps: int = 48, every: int = 3, seed: int = 0, timeout: float = 120.0) -> dict:
-    """Kill the job once per entry of `plan` (a kind from KINDS), then let it finish; compare with a run
-    never killed (trained alongside)."""
+    """Kill the job once per entry of `plan` (a kind from KINDS); a run that finishes first is checked
+    and a new one takes the remaining kills. Every run is compared with one never killed."""
     torch.set_num_threads(1)  # the forked jobs inherit it: bit-identical runs
     rng = random.Random(seed)
     started = time.perf_counter()
@@ -138,7 +138,7 @@ def run(plan: list[str], steps: int = 48, every: int = 3, seed: int = 0, timeout
         work = Path(tmp)
         corpus = [f"{r}\n{c}" for r, c in PAIRS] * 5
         (work / "tokenizer.model").write_bytes(train_tokenizer(corpus, vocab_size=300))
-        reference, faulted = work / "reference", work / "faulted"
+        reference = work / "reference"
         reference_job = _start(work, reference, steps, every, None)
         train_seconds = None
 
@@ -147,8 +147,28 @@ def run(plan: list[str], steps: int = 48, every: int = 3, seed: int = 0, timeout
                 raise RuntimeError(f"the {name} run failed: {(work / f'{name}.log').read_text()[-2000:]}")
 
         done = {kind: 0 for kind in KINDS}
-        expected_starts, unloadable, finished_early = [], 0, 0
-        for kind in plan:
+        checked = {"runs": 0, "identical": 0, "restarts": 0, "wrong_resume_steps": 0}
+        unloadable = 0
+        expected_starts: list[int] = []
+
+        def check(faulted: Path) -> None:
+            """Finish `faulted` if it is not, then compare its resumes and its weights."""
+            if not _events(faulted, "end") or _events(faulted, "end")[-1]["status"] != "finished":
+                wait(_start(work, faulted, steps, every, None), faulted.name)
+            wait(reference_job, "reference")
+            # Each restart started from the step its state.pt held at the kill before it.
+            starts = [e["start_step"] for e in _events(faulted, "start")]
+            checked["restarts"] += len(starts) - 1
+            checked["wrong_resume_steps"] += sum(1 for a, b in zip(starts[1:], expected_starts) if a != b)
+            a = load_checkpoint(reference / "checkpoint.tlm").model.state_dict()
+            b = load_checkpoint(faulted / "checkpoint.tlm").model.state_dict()
+            checked["runs"] += 1
+            checked["identical"] += a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            expected_starts.clear()
+
+        faulted = work / "faulted-0"
+        while sum(done.values()) < len(plan):
+            kind = plan[sum(done.values())]
             starts = len(_events(faulted, "start"))
             fault = None if kind == "random" else (kind, rng.randint(1, 2 * len(CHECKPOINT_FILES)))
             if kind == "random" and train_seconds is None:  # how long training takes, to kill inside it
@@ -161,27 +181,19 @@ def run(plan: list[str], steps: int = 48, every: int = 3, seed: int = 0, timeout
                     time.sleep(0.01)
                 time.sleep(rng.uniform(0, train_seconds * 0.8))
                 job.kill()
-            if _exit_code(job, timeout) == 0:  # finished before the kill came: nothing left to kill
-                finished_early += 1
-                break
+            if _exit_code(job, timeout) == 0:  # finished before the kill came: check it, start another
+                check(faulted)
+                faulted = work / f"faulted-{checked['runs']}"
+                continue
             done[kind] += 1
             ok, step = _loadable(faulted)
             unloadable += not ok
             expected_starts.append(step or 0)
-        if not _events(faulted, "end") or _events(faulted, "end")[-1]["status"] != "finished":
-            wait(_start(work, faulted, steps, every, None), "faulted")
-        wait(reference_job, "reference")
-
-        # Each restart that reached training started from the step its state.pt held at the kill.
-        starts = [e["start_step"] for e in _events(faulted, "start")]
-        wrong_starts = sum(1 for a, b in zip(starts[1:], expected_starts) if a != b)
-        a = load_checkpoint(reference / "checkpoint.tlm").model.state_dict()
-        b = load_checkpoint(faulted / "checkpoint.tlm").model.state_dict()
-        identical = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        check(faulted)
     return {"kills": sum(done.values()), "kills_by_kind": done, "steps": steps, "checkpoint_every": every,
-            "restarts": len(starts) - 1, "wrong_resume_steps": wrong_starts, "unloadable_after_kill": unloadable,
-            "finished_before_a_kill": finished_early, "weights_identical": identical,
-            "seconds": round(time.perf_counter() - started, 1)}
+            "runs": checked["runs"], "restarts": checked["restarts"], "wrong_resume_steps": checked["wrong_resume_steps"],
+            "unloadable_after_kill": unloadable, "weights_identical": checked["identical"] == checked["runs"],
+            "runs_identical": checked["identical"], "seconds": round(time.perf_counter() - started, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
