@@ -71,3 +71,8 @@ def socket_path() -> Path:
 
 def feedback_db_path() -> Path:
     return data_dir() / "feedback.db"
+
+
+def token_path() -> Path:
+    """The daemon's TCP token (engine/tcp_auth.py)."""
+    return data_dir() / "daemon.token"

@@ -10,7 +10,8 @@
 
 Bodies are JSON; on the Unix socket also form-encoded, so the shell scripts let curl do the escaping
 (`curl --data-urlencode`). A TCP port is opened only when asked for, on 127.0.0.1, and takes JSON only
-from non-browser clients: a web page could otherwise post to it (simple CORS requests need no preflight).
+from non-browser clients that show the daemon's token (engine/tcp_auth.py): a web page could otherwise
+post to it (simple CORS requests need no preflight).
 
 One daemon per socket: it holds an flock on `<socket>.lock`, so two shells starting it at once get one.
 The engine is not thread-safe: model calls take `ModelHolder.lock`, one at a time.
@@ -33,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from . import paths
+from . import paths, tcp_auth
 from .cpu import configure_torch
 from .errors import EngineError
 from .feedback import FeedbackStore
@@ -46,7 +47,6 @@ log = logging.getLogger("tinyllm.server")
 MAX_BODY_BYTES = 64 * 1024
 MAX_CANDIDATES = 10
 READ_TIMEOUT_S = 10  # a client that stops sending mid-request frees its thread after this
-LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 class HttpError(Exception):
@@ -244,9 +244,9 @@ class Handler(BaseHTTPRequestHandler):
     def _check_client(self) -> None:
         if self.server.accepts_forms:  # the Unix socket: only this user can reach it
             return
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-        if host not in LOCAL_HOSTS or self.headers.get("Origin"):
-            raise HttpError(HTTPStatus.FORBIDDEN, "browser and non-local requests are not accepted")
+        refused = tcp_auth.refusal(self.headers, self.server.daemon.token)
+        if refused:
+            raise HttpError(*refused)
 
     def handle_expect_100(self) -> bool:
         try:
@@ -482,6 +482,7 @@ class Daemon:
                 raise EngineError(f"cannot listen on 127.0.0.1:{self.port}: {e.strerror}") from e
             self.port = tcp.server_address[1]
             self.servers.append(tcp)
+            self.token, self.token_path = tcp_auth.new_token()
 
     def run_until(self, stop: threading.Event) -> None:
         threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
@@ -563,8 +564,8 @@ def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.Pat
             signal.signal(signum, lambda *_: stop.set())
         try:
             daemon.bind()
-            log.info("listening on %s%s (pid %d)", socket_path,
-                     f" and 127.0.0.1:{daemon.port}" if daemon.port is not None else "", os.getpid())
+            log.info("listening on %s%s (pid %d)", socket_path, "" if daemon.port is None else
+                     f" and 127.0.0.1:{daemon.port} (token in {daemon.token_path})", os.getpid())
             if on_ready:
                 on_ready()
             daemon.run_until(stop)
