@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from . import paths, tcp_auth
-from .cpu import configure_torch
+from .cpu import configure_torch, limit_malloc_arenas
 from .errors import EngineError
 from .feedback import FeedbackStore
 from .generate import Engine, timed_suggest
@@ -543,6 +543,7 @@ def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.Pat
     compiles each loaded model's inference steps in the background (engine/compiled.py).
     """
     configure_torch()
+    limit_malloc_arenas()
     socket_path = Path(socket_path) if socket_path else paths.socket_path()
     socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if model_path and not Path(model_path).is_file():
