@@ -68,7 +68,7 @@ class ModelStore:
         except OSError as e:
             _report(f"cannot read {pointer}: {e.strerror}")
             return None
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             _report(f"{pointer} does not hold a version number")
             return None
         problem = self._problem(self.path(int(text)))

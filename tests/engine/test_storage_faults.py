@@ -56,7 +56,8 @@ def test_a_broken_active_pointer_falls_back_to_the_bundled_model(tiny_checkpoint
     store = ModelStore()
     store.add(tiny_checkpoint, activate=True)
     pointer = store.root / "active"
-    for text in (b"\x00\xffgarbage", b"v1\n", b"7\n"):  # not a number; not one; a version that is not there
+    # Not text, not a number, a digit int() refuses, a version that is not there.
+    for text in (b"\x00\xffgarbage", b"v1\n", "\u00b2".encode(), b"7\n"):
         pointer.write_bytes(text)
         before = snapshot(store.root)
         with caplog.at_level(logging.ERROR, logger="tinyllm.store"):
