@@ -9,6 +9,7 @@ A correction moves pending -> accepted | rejected (either way, any number of tim
 gated update trained on it; learned is final because the model already holds it.
 """
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -22,6 +23,9 @@ from typing import IO, Iterable, Iterator
 from engine import paths
 from engine.atomic import atomic_path
 from engine.errors import EngineError
+from engine.secrets import redact
+
+log = logging.getLogger("tinyllm.feedback")
 
 SOURCES = ("tui", "shell", "ask", "cli")
 STATUSES = ("pending", "accepted", "rejected", "learned")
@@ -184,7 +188,18 @@ def _validated(request: str | bytes, suggested: str | bytes, corrected: str | by
         raise EngineError("the corrected command is empty")
     if _collapse(corrected) == suggested:
         raise EngineError("the corrected command is the same as the suggestion")
-    return request, suggested, corrected
+    return (_without_secrets("request", request), _without_secrets("suggested command", suggested),
+            _without_secrets("corrected command", corrected))
+
+
+def _without_secrets(field: str, text: str) -> str:
+    """The one gate every write passes (shell, app, ask, API): likely secrets become placeholders."""
+    result = redact(text)
+    if result.refused:
+        raise EngineError(f"the {field} was not stored: {result.refused}")
+    if result.count:
+        log.warning("the %s held %d likely secret(s): stored with placeholders", field, result.count)
+    return result.text
 
 
 def _check_source(source: str) -> str:
@@ -395,6 +410,7 @@ class FeedbackStore:
         command = _clean_command("command", command)
         if not command:
             raise EngineError("the accepted command is empty")
+        request, command = _without_secrets("request", request), _without_secrets("command", command)
         source = _check_source(source)
         with self._transaction() as conn:
             cursor = conn.execute(

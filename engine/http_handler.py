@@ -9,8 +9,9 @@
     OpenAI-compatible: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (SSE with "stream")
 
 Bodies are JSON; on the Unix socket also form-encoded, so the shell scripts let curl do the escaping
-(`curl --data-urlencode`). The TCP port (engine/server.py) takes JSON only from non-browser clients:
-a web page could otherwise post to it (simple CORS requests need no preflight).
+(`curl --data-urlencode`). The TCP port (engine/server.py) takes JSON only from non-browser clients
+that show the daemon's token (engine/tcp_auth.py): a web page could otherwise post to it (simple CORS
+requests need no preflight).
 
 Every request passes `Handler._dispatch`: the client check, routing (ROUTES), and errors as JSON
 (an EngineError is the client's mistake, a 400). The engine is not thread-safe: endpoints hold the
@@ -25,8 +26,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from . import openai_api
+from . import openai_api, tcp_auth
 from .errors import EngineError
+from .feedback import FeedbackStore
 from .generate import timed_suggest
 from .loader import ModelHolder
 from .openai_api import number_field, string_field
@@ -37,7 +39,6 @@ log = logging.getLogger("tinyllm.server")
 MAX_BODY_BYTES = 64 * 1024
 MAX_CANDIDATES = 10
 READ_TIMEOUT_S = 10  # a client that stops sending mid-request frees its thread after this
-LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 class HttpError(Exception):
@@ -59,6 +60,7 @@ def model_for_request(holder: ModelHolder):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # for Expect: 100-continue, so an oversized body is refused before it is sent
+    default_request_version = "HTTP/1.1"  # garbage gets a status line too, not a bare HTTP/0.9 body
     server_version = "tinyllm"
     timeout = READ_TIMEOUT_S
 
@@ -104,9 +106,9 @@ class Handler(BaseHTTPRequestHandler):
     def _check_client(self) -> None:
         if self.server.accepts_forms:  # the Unix socket: only this user can reach it
             return
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-        if host not in LOCAL_HOSTS or self.headers.get("Origin"):
-            raise HttpError(HTTPStatus.FORBIDDEN, "browser and non-local requests are not accepted")
+        refused = tcp_auth.refusal(self.headers, self.server.daemon.token)
+        if refused:
+            raise HttpError(*refused)
 
     def handle_expect_100(self) -> bool:
         try:
@@ -175,7 +177,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)")
         try:
             fields = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             raise HttpError(HTTPStatus.BAD_REQUEST, "the body is not valid JSON") from None
         if not isinstance(fields, dict):
             raise HttpError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
@@ -207,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def feedback(self) -> None:
         fields = self._fields()
-        store = self.server.daemon.feedback
+        store = FeedbackStore()  # opened per write: a broken database fails this request, not the daemon
         request, source = string_field(fields, "request"), string_field(fields, "source")
         if "corrected" in fields:
             id = store.add_correction(request, string_field(fields, "suggested"), string_field(fields, "corrected"),

@@ -9,12 +9,18 @@ from pathlib import Path
 
 import platformdirs
 
+from .errors import EngineError
+
 APP = "tinyllm"
 
 
 def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o777 != 0o700:  # a read-only directory that is already private is fine
+            os.chmod(path, 0o700)
+    except OSError as e:
+        raise EngineError(f"cannot use directory {path}: {e.strerror}") from e
     return path
 
 
@@ -65,3 +71,8 @@ def socket_path() -> Path:
 
 def feedback_db_path() -> Path:
     return data_dir() / "feedback.db"
+
+
+def token_path() -> Path:
+    """The daemon's TCP token (engine/tcp_auth.py)."""
+    return data_dir() / "daemon.token"

@@ -16,10 +16,9 @@ import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from . import paths
-from .cpu import configure_torch
+from . import paths, tcp_auth
+from .cpu import configure_torch, limit_malloc_arenas
 from .errors import EngineError
-from .feedback import FeedbackStore
 from .http_handler import Handler
 from .loader import ModelHolder
 
@@ -62,7 +61,6 @@ class Daemon:
         self.socket_path = socket_path
         self.holder = holder
         self.port = port
-        self.feedback = FeedbackStore()
         self.servers: list[_Server] = []
 
     def bind(self) -> None:
@@ -75,6 +73,7 @@ class Daemon:
                 raise EngineError(f"cannot listen on 127.0.0.1:{self.port}: {e.strerror}") from e
             self.port = tcp.server_address[1]
             self.servers.append(tcp)
+            self.token, self.token_path = tcp_auth.new_token()
 
     def run_until(self, stop: threading.Event) -> None:
         threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
@@ -135,6 +134,7 @@ def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.Pat
     compiles each loaded model's inference steps in the background (engine/compiled.py).
     """
     configure_torch()
+    limit_malloc_arenas()
     socket_path = Path(socket_path) if socket_path else paths.socket_path()
     socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if model_path and not Path(model_path).is_file():
@@ -156,8 +156,8 @@ def serve(socket_path: str | os.PathLike | None = None, model_path: str | os.Pat
             signal.signal(signum, lambda *_: stop.set())
         try:
             daemon.bind()
-            log.info("listening on %s%s (pid %d)", socket_path,
-                     f" and 127.0.0.1:{daemon.port}" if daemon.port is not None else "", os.getpid())
+            log.info("listening on %s%s (pid %d)", socket_path, "" if daemon.port is None else
+                     f" and 127.0.0.1:{daemon.port} (token in {daemon.token_path})", os.getpid())
             if on_ready:
                 on_ready()
             daemon.run_until(stop)

@@ -4,8 +4,11 @@
       v0001.tlm  v0002.tlm ...   one checkpoint file each (engine/checkpoint.py)
       active                    text file: the active version number
 
-With no active version, the bundled default model shipped in the package answers.
+With no active version, the bundled default model shipped in the package answers; so it does when the
+pointer or the file it names is broken. That is logged once, naming the file, and nothing is moved or
+deleted: the user's versions stay as they are until they fix or remove them.
 """
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -18,6 +21,15 @@ from .errors import EngineError
 from .examples import examples_path
 
 BUNDLED_MODEL = Path(__file__).parent / "bundled" / "default.tlm"
+
+log = logging.getLogger("tinyllm.store")
+_reported: set[str] = set()  # each broken file is logged once per process, not once per request
+
+
+def _report(problem: str) -> None:
+    if problem not in _reported:
+        _reported.add(problem)
+        log.error("%s; the bundled model answers", problem)
 
 
 @dataclass
@@ -32,6 +44,7 @@ class ModelStore:
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root else paths.models_dir()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._checked: dict[tuple, str] = {}  # (path, mtime, size) -> what is wrong with it ("" if nothing)
 
     def path(self, version: int) -> Path:
         return self.root / f"v{version:04d}.tlm"
@@ -46,12 +59,38 @@ class ModelStore:
         return sorted(found)
 
     def active_version(self) -> int | None:
+        """The active version, or None: none chosen, or its pointer or file is broken (logged)."""
         pointer = self.root / "active"
         try:
-            version = int(pointer.read_text().strip())
-        except (FileNotFoundError, ValueError):
+            text = pointer.read_text(errors="replace").strip()
+        except FileNotFoundError:
             return None
-        return version if self.path(version).is_file() else None
+        except OSError as e:
+            _report(f"cannot read {pointer}: {e.strerror}")
+            return None
+        if not (text.isascii() and text.isdigit()):
+            _report(f"{pointer} does not hold a version number")
+            return None
+        problem = self._problem(self.path(int(text)))
+        if problem:
+            _report(problem)
+            return None
+        return int(text)
+
+    def _problem(self, path: Path) -> str:
+        """What keeps `path` from loading ("" if nothing); checked once per change of the file."""
+        try:
+            info = path.stat()
+        except OSError as e:
+            return f"the active model {path} cannot be read: {e.strerror}"
+        key = (path, info.st_mtime_ns, info.st_size)
+        if key not in self._checked:
+            try:
+                read_meta(path)
+                self._checked[key] = ""
+            except EngineError as e:
+                self._checked[key] = str(e)
+        return self._checked[key]
 
     def active_path(self) -> Path:
         version = self.active_version()
@@ -77,19 +116,27 @@ class ModelStore:
         read_meta(checkpoint_path)
         # O_EXCL on the target picks a unique number even when two processes add at once.
         version = (self.versions() or [0])[-1] + 1
-        while True:
-            target = self.path(version)
-            try:
-                fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                break
-            except FileExistsError:
-                version += 1
-        os.close(fd)
-        if examples_path(checkpoint_path).is_file():  # the example index first: the model reads it on load
-            with atomic_path(examples_path(target)) as tmp:
-                shutil.copyfile(examples_path(checkpoint_path), tmp)
-        with atomic_path(target) as tmp:
-            shutil.copyfile(checkpoint_path, tmp)
+        try:
+            while True:
+                target = self.path(version)
+                try:
+                    fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                    break
+                except FileExistsError:
+                    version += 1
+            os.close(fd)
+        except OSError as e:
+            raise EngineError(f"cannot add a model to {self.root}: {e.strerror}") from e
+        try:
+            if examples_path(checkpoint_path).is_file():  # the example index first: the model reads it on load
+                with atomic_path(examples_path(target)) as tmp:
+                    shutil.copyfile(examples_path(checkpoint_path), tmp)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(checkpoint_path, tmp)
+        except OSError as e:  # a full disk: give the number back rather than leave an empty version
+            target.unlink(missing_ok=True)
+            examples_path(target).unlink(missing_ok=True)
+            raise EngineError(f"cannot add a model to {self.root}: {e.strerror}") from e
         if activate:
             self.activate(version)
         return version
@@ -98,7 +145,10 @@ class ModelStore:
         if not self.path(version).is_file():
             raise EngineError(f"no model version {version} (see: tinyllm models list)")
         read_meta(self.path(version))  # never point at a broken file
-        write_text_atomic(self.root / "active", f"{version}\n")
+        try:
+            write_text_atomic(self.root / "active", f"{version}\n")
+        except OSError as e:
+            raise EngineError(f"cannot write {self.root / 'active'}: {e.strerror}") from e
 
     def remove(self, version: int) -> None:
         if version == self.active_version():

@@ -4,6 +4,7 @@ Each function takes a run directory; everything a resumed run needs (the tokeniz
 token shards it wrote) is kept there, so `resume=True` continues the very same job.
 """
 import logging
+import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -157,15 +158,18 @@ def run_sft(run: RunDir, config: TrainConfig, choice: ModelChoice, data: PairDat
 
 
 def write_text_shards(run: RunDir, tokenizer: Tokenizer, texts, val_every: int = 50) -> tuple[list[Path], list[Path]]:
-    """Tokenize documents as a stream into train/val shards (every `val_every`-th document is val)."""
-    train_dir, val_dir = run.path / "shards" / "train", run.path / "shards" / "val"
-    if shard_paths(train_dir) if train_dir.is_dir() else []:
-        return shard_paths(train_dir), shard_paths(val_dir)
-    with ShardWriter(train_dir, overwrite=True) as train, ShardWriter(val_dir, overwrite=True) as val:
-        for i, doc in enumerate(texts):
-            ids = [tokenizer.bos_id, *tokenizer.encode(doc), tokenizer.eos_id]
-            (val if i % val_every == val_every - 1 else train).write(ids)
-    return shard_paths(train_dir), shard_paths(val_dir)
+    """Tokenize documents as a stream into train/val shards (every `val_every`-th document is val).
+
+    They are written under shards.partial and renamed to shards when complete, so a run killed while
+    writing them starts them over on --resume instead of training on part of its data."""
+    done, partial = run.path / "shards", run.path / "shards.partial"
+    if not done.is_dir():
+        with ShardWriter(partial / "train", overwrite=True) as train, ShardWriter(partial / "val", overwrite=True) as val:
+            for i, doc in enumerate(texts):
+                ids = [tokenizer.bos_id, *tokenizer.encode(doc), tokenizer.eos_id]
+                (val if i % val_every == val_every - 1 else train).write(ids)
+        os.replace(partial, done)
+    return shard_paths(done / "train"), shard_paths(done / "val")
 
 
 def run_pretrain(run: RunDir, config: TrainConfig, choice: ModelChoice, text_sources: list[str],

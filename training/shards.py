@@ -54,8 +54,11 @@ class ShardWriter:
             return
         path = self.out_dir / f"{self.prefix}_{len(self.paths):05d}.npy"
         # np.save on a file object: given a path it would append ".npy" to the temp name.
-        with atomic_path(path, 0o644) as tmp, open(tmp, "wb") as f:
-            np.save(f, self._buffer[:self._filled])
+        try:
+            with atomic_path(path, 0o644) as tmp, open(tmp, "wb") as f:
+                np.save(f, self._buffer[:self._filled])
+        except OSError as e:  # a full disk: no half shard is left behind (atomic write)
+            raise TrainingError(f"cannot write {path}: {e.strerror or e}") from e
         self.paths.append(path)
         self._filled = 0
 

@@ -6,6 +6,7 @@ accumulation and clipping, bf16 autocast, optional torch.compile, checkpoints ev
 SIGINT/SIGTERM, and `resume` that continues exactly (model, optimizer, schedule, data, RNG).
 Under `torchrun` each process trains on its own slice of the data and gradients are averaged (DDP).
 """
+import io
 import math
 import os
 import random
@@ -19,8 +20,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from engine.atomic import atomic_path
-from engine.checkpoint import save_checkpoint
+from engine.atomic import write_bytes_atomic
+from engine.checkpoint import checkpoint_bytes
 from engine.model import GPT
 from engine.tokenizer import Tokenizer
 
@@ -63,6 +64,13 @@ def distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def _write(path, data: bytes) -> None:
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as e:  # a full disk: the file before stays whole (atomic writes)
+        raise TrainingError(f"cannot write {path}: {e.strerror or e}; the previous checkpoint is kept") from e
+
+
 @dataclass
 class Evaluator:
     """How a phase scores the model: validation loss on held-out batches, and (SFT) exact match."""
@@ -95,22 +103,28 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self) -> None:
-        """Write checkpoint.tlm and state.pt, each atomically. Only rank 0 writes."""
+        """Write state.pt, then checkpoint.tlm, each atomically. Only rank 0 writes.
+
+        state.pt holds the weights too, so it alone is what --resume reads: a kill between the two
+        writes cannot pair one step's weights with another step's optimizer and data position.
+        """
         if not self.is_main:
             return
         meta = {**self.meta, "phase": self.config.phase, "steps": self.step, "tokens": self.tokens,
                 "train_seconds": round(self.elapsed, 1), "eval": self.last_eval}
-        save_checkpoint(self.run.checkpoint, self.model, self.tokenizer, meta)
         state = {"step": self.step, "tokens": self.tokens, "elapsed": self.elapsed,
+                 "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "batches": self.batches.state(),
                  "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
                  "config": asdict(self.config), "last_eval": self.last_eval}
-        with atomic_path(self.run.state) as tmp:
-            torch.save(state, tmp)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        _write(self.run.state, buffer.getvalue())
+        _write(self.run.checkpoint, checkpoint_bytes(self.model, self.tokenizer, meta))
         self.run.event("checkpoint", step=self.step, path=str(self.run.checkpoint))
 
     def resume(self) -> None:
-        """Continue from the run's state.pt and checkpoint.tlm (written by `save`)."""
+        """Continue from the run's state.pt (written by `save`)."""
         from engine.checkpoint import load_checkpoint
 
         if not self.run.state.is_file():
@@ -119,7 +133,8 @@ class Trainer:
             state = torch.load(self.run.state, map_location="cpu", weights_only=True)
         except Exception:
             raise TrainingError(f"{self.run.state}: unreadable training state (corrupt or truncated)") from None
-        weights = load_checkpoint(self.run.checkpoint).model.state_dict()
+        # Runs saved before state.pt held the weights take them from checkpoint.tlm.
+        weights = state.get("model") or load_checkpoint(self.run.checkpoint).model.state_dict()
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.batches.load_state(state["batches"])
@@ -127,6 +142,8 @@ class Trainer:
         self.last_eval = state.get("last_eval", {})
         torch.set_rng_state(state["torch_rng"])
         random.setstate((3, tuple(state["python_rng"]), None))
+        for leftover in self.run.path.glob(".*.tmp"):  # a write a kill cut short
+            leftover.unlink(missing_ok=True)
 
     # -- the loop --------------------------------------------------------------------------------
     def _request_stop(self, signum, frame) -> None:
@@ -190,8 +207,11 @@ class Trainer:
                 self._record_rank_checksums()
         except BaseException as e:
             if self.is_main:
-                self.run.event("end", step=self.step, status="failed", message=f"{e.__class__.__name__}: {e}")
-                self.run.update_job(status="failed")
+                try:
+                    self.run.event("end", step=self.step, status="failed", message=f"{e.__class__.__name__}: {e}")
+                    self.run.update_job(status="failed")
+                except TrainingError:
+                    pass  # a full disk: the error being raised says so
             raise
         finally:
             bar.close()

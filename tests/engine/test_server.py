@@ -180,13 +180,16 @@ def test_broken_clients_never_take_the_daemon_down(daemon):
     assert status == 200 and body["candidates"][0]["command"] == "df -h"
 
 
-def test_tcp_port_only_when_asked_on_localhost_and_not_for_browsers(daemon):
+def test_tcp_port_only_when_asked_on_localhost_with_the_token_and_not_for_browsers(daemon, home):
     port = health(daemon)["port"]
     assert isinstance(port, int) and port > 0
+    token_file = home / "data" / "daemon.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    bearer = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
 
-    def ask(method, path, body=None, headers=None):
+    def ask(method, path, body=None, headers=None, auth=bearer):
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        connection.request(method, path, body=body, headers=headers or {})
+        connection.request(method, path, body=body, headers={**auth, **(headers or {})})
         response = connection.getresponse()
         status = response.status, json.loads(response.read())
         connection.close()
@@ -200,6 +203,11 @@ def test_tcp_port_only_when_asked_on_localhost_and_not_for_browsers(daemon):
     assert ask("POST", "/v1/feedback", b"request=a&command=b&source=shell", form)[0] == 415
     assert ask("POST", "/v1/suggest", b'{"prompt": "x"}', {**json_headers, "Origin": "https://evil.example"})[0] == 403
     assert ask("GET", "/health", headers={"Host": "evil.example"})[0] == 403
+    status, body = ask("GET", "/health", auth={})
+    assert status == 401 and str(token_file) in body["error"]["message"]
+    assert ask("GET", "/health", auth={"Authorization": "Bearer wrong"})[0] == 401
+    assert ask("GET", "/health", headers={"Host": f"localhost:{port}"})[0] == 200
+    assert request(daemon, "GET", "/health")[0] == 200  # the Unix socket needs no token
 
 
 def test_reloads_when_the_active_model_changes(daemon, home, tiny_checkpoint):
