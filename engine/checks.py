@@ -427,8 +427,14 @@ def check_candidates(candidates: list, known: Container[str] = frozenset()) -> l
         if key not in seen:
             seen.add(key)
             kept.append(checked)
-    return sorted(kept, key=lambda c: (not _from_user(c), any(n.startswith(NOT_INSTALLED) for n in c.checks),
-                                       -c.score))
+    return sorted(kept, key=_rank)
+
+
+def _rank(candidate) -> tuple:
+    """The user's own answers first, in their order; then installed before not, then by score."""
+    if _from_user(candidate):
+        return (0,)
+    return (1, any(note.startswith(NOT_INSTALLED) for note in candidate.checks), -candidate.score)
 
 
 def check_candidate(candidate, known: Container[str] = frozenset()):
