@@ -128,6 +128,9 @@ class _Scanner:
             c = text[i]
             if c == "\\":
                 word, in_word, i = word + text[i + 1:i + 2], True, i + 2
+            elif text.startswith("{{", i) and "}}" in text[i:]:  # a tldr placeholder: {{a|b}} is not a pipe
+                end = text.index("}}", i) + 2
+                word, in_word, i = word + text[i:end], True, end
             elif c == "'":
                 end = text.find("'", i + 1)
                 if end < 0:
