@@ -21,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Container, Iterable
 
+from .errors import EngineError
+
 USER_SOURCE_PREFIX = "your "  # "your correction #N", "your acceptance #N": never dropped
 NOT_INSTALLED = "not installed"
 _UTILITIES_FILE = Path(__file__).parent / "bundled" / "utilities.txt"
@@ -55,8 +57,8 @@ _PROMPT = re.compile(r"^[$#]\s+")
 _QUOTES = "\"'`"
 
 
-class ParseError(ValueError):
-    pass
+class ParseError(EngineError):
+    """Where bash would refuse the line, in a few words."""
 
 
 # -- what is not a command -----------------------------------------------------------------------
