@@ -95,7 +95,7 @@ class _Scanner:
         words: list[str] = []
         word, in_word = "", False
         expect_target = False  # a redirection wants its file next
-        need_command = False  # after | && || and at a nested list's start a command must follow
+        need_command = False  # after | && || a command must follow
         test = False  # inside [[ ... ]]: operators are words
         stack: list[str] = []
 
@@ -183,14 +183,14 @@ class _Scanner:
             elif c == "\n":
                 end_command("\n")
                 i += 1
-            elif c == "(" and not in_word and not words and text.startswith("((", i):
+            elif c == "(" and not in_word and _leaders_only(words) and text.startswith("((", i):
                 i = self._balanced(i + 2, "(", ")", 2)
-                words = ["(("]  # arithmetic: no program in it
+                words = words + ["(("]  # arithmetic: no program in it
             elif c == "(":
                 end_word()
-                if words == [] and not expect_target:
+                if _leaders_only(words) and not expect_target:
                     i = self.scan(i + 1, ")")
-                    words = ["("]  # a subshell: its commands were recorded; it stands as one word here
+                    words = words + ["("]  # a subshell: its commands were recorded; it stands as one word here
                 elif len(words) == 1 and text[i + 1:].lstrip().startswith(")"):
                     i = text.index(")", i) + 1  # name() { ...; }: a function definition
                     words = ["function"]
@@ -300,6 +300,11 @@ class _Scanner:
                     return i + 1
             i += 1
         raise ParseError(f"unclosed '{open_}'")
+
+
+def _leaders_only(words: list[str]) -> bool:
+    """Nothing but reserved words so far (`if`, `!`, ...): a command may start here."""
+    return all(word in _LEADERS for word in words)
 
 
 def _reserved_prefix(words: list[str]) -> list[str]:

@@ -42,7 +42,8 @@ def test_builtins_keywords_wrappers_and_paths_are_not_programs_to_find():
     good = ["cd /tmp && ls", "for f in *.txt; do echo \"$f\"; done", "if [[ -f a && -d b ]]; then ls; fi",
             "FOO=1 env BAR=2 nice -n 5 timeout 10 ls", "./build.sh --fast", "$EDITOR notes.txt",
             "find . -name '*.py' | xargs -I {} grep -n x {}", "tar -xf {{path/to/archive.tar}}", "ls {{-a|--all}}",
-            "diff <(sort a) <(sort b) > out 2>&1", "(cd src && ls) | grep x", "echo $((1 + 2))"]
+            "diff <(sort a) <(sort b) > out 2>&1", "(cd src && ls) | grep x", "echo $((1 + 2))",
+            "if ! (ls x); then echo no; fi", "while ((i < 3)); do ls; done"]
     out = check_candidates([Candidate(c, -1.0) for c in good])
     missing = [good.pop(6), good.pop(8)]  # find | xargs, diff: known from training data, not on this PATH
     assert commands(out) == good + missing
