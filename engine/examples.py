@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .atomic import write_bytes_atomic
+from .checks import utilities_of
 from .errors import EngineError
 from .tokenizer import EXAMPLE_TOKENS
 
@@ -141,6 +142,7 @@ class ExampleIndex:
         self._user: list[Example] = []
         self._user_terms: list[tuple[set[str], set[str]]] = []
         self._user_by_request: dict[str, list[Example]] = {}
+        self._utilities: frozenset[str] | None = None
         self._feedback: sqlite3.Connection | None = None
         self._feedback_path: Path | None = None
         self._feedback_version = None
@@ -157,6 +159,7 @@ class ExampleIndex:
         self._user_by_request = {}
         for e in self._user:
             self._user_by_request.setdefault(request_key(e.request), []).append(e)
+        self._utilities = None
 
     def attach_feedback(self, db_path) -> None:
         """Follow the feedback store at `db_path`: accepted corrections and acceptances join the index
@@ -198,6 +201,15 @@ class ExampleIndex:
         """The user's examples for exactly this request (after normalisation), corrections first."""
         self._refresh()
         return list(self._user_by_request.get(request_key(request), ()))
+
+    def utilities(self) -> frozenset[str]:
+        """The programs these examples run (what the candidate checks call known): every program of
+        the user's commands, the first word of the base ones (parsing 45k in full costs seconds)."""
+        self._refresh()
+        if self._utilities is None:
+            base = {e.command.split(None, 1)[0] for e in self.examples if e.command.strip()}
+            self._utilities = frozenset(base) | utilities_of(e.command for e in self._user)
+        return self._utilities
 
     # -- search --------------------------------------------------------------------------------
     def scores(self, request: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Iterator, NamedTuple
 import torch
 
 from .checkpoint import load_checkpoint
+from .checks import check_candidates
 from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path
@@ -33,9 +34,11 @@ class Candidate:
     command: str
     score: float  # log-probability per token^alpha (length-normalised); higher is better
     source: str = MODEL_SOURCE  # "model", "example" (the lookup's, scored by the model), "your correction #N"
+    checks: tuple[str, ...] = ()  # what engine/checks.py found: "not installed: jq", "cleaned: prompt"; () = all good
 
     def to_dict(self) -> dict:
-        return {"command": self.command, "score": round(self.score, 4), "source": self.source}
+        return {"command": self.command, "score": round(self.score, 4), "source": self.source,
+                "checks": list(self.checks)}
 
 
 @dataclass
@@ -44,6 +47,7 @@ class DecodeOptions:
     length_alpha: float = 0.7  # score = logprob / length**alpha; 0 = raw sum (favours short output)
     no_repeat_ngram: int = 0  # block any token n-gram from appearing twice in a command (0 = off)
     hybrid: int = 0  # the lookup's top commands that join the beam's candidates, all scored by the model
+    checks: bool = True  # clean, check and re-rank the final candidates (engine/checks.py); off to measure them
 
     @classmethod
     def from_meta(cls, meta: dict) -> "DecodeOptions":
@@ -280,7 +284,8 @@ class Engine:
 
     def with_known(self, request: str, candidates: list[Candidate], n: int) -> list[Candidate]:
         """The final list for `request`: the user's own answers for it first, then the model's
-        candidates, joined (with `options.hybrid`) by the lookup's commands scored by the model."""
+        candidates, joined (with `options.hybrid`) by the lookup's commands scored by the model;
+        then checked (engine/checks.py): what does not parse or runs an invented tool is dropped."""
         known = self.index.user_matches(request) if self.index is not None else []
         out = [Candidate(e.command, 0.0, e.source) for e in known]
         if self.options.hybrid:
@@ -290,6 +295,8 @@ class Engine:
             candidates = sorted(candidates, key=lambda c: -c.score)
         seen = {c.command for c in out}
         out += [c for c in candidates if c.command not in seen]
+        if self.options.checks:
+            out = check_candidates(out, self.index.utilities() if self.index is not None else frozenset())
         return out[:n]
 
     @property
@@ -319,7 +326,9 @@ class Engine:
     def suggest_batch(self, requests: list[str], n: int = 1, width: int | None = None,
                       max_new_tokens: int | None = None) -> list[list[Candidate]]:
         result = []
-        for result in self.beam_search(requests, width=max(n, width or n), n=n, max_new_tokens=max_new_tokens):
+        # The beam's other finished hypotheses cost nothing more: spares for candidates the checks drop.
+        pool = 2 * n if self.options.checks else n
+        for result in self.beam_search(requests, width=max(n, width or n), n=pool, max_new_tokens=max_new_tokens):
             pass
         return [self.with_known(request, candidates, n) for request, candidates in zip(requests, result)]
 

@@ -1,6 +1,6 @@
 """The daemon's HTTP side: one request per connection, routed to an endpoint method of `Handler`.
 
-    POST /v1/suggest   {"prompt", "n"}  -> {"candidates": [{"command", "score", "source"}], "latency_ms", "model",
+    POST /v1/suggest   {"prompt", "n"}  -> {"candidates": [{"command", "score", "source", "checks"}], "latency_ms", "model",
                                             "examples": [{"request", "command", "source"}] (what the model read)}
                        ?format=lines    -> one command per line, plain text (what the shell scripts read)
     POST /v1/feedback  a correction {request, suggested, corrected, source}

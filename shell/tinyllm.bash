@@ -2,19 +2,26 @@
 #
 # Type what you want in plain English and press Ctrl-G: the line becomes a command, cursor at the end.
 # Nothing runs until you press Enter. Press the key again at once for the next candidate.
+# A command with {{placeholders}}: readline cannot select text, so the first placeholder is taken out
+# of the line (named above the prompt) with the cursor in its place: type its value. Shift-Tab does
+# the same with the next one. Keys are bound in the emacs and vi-insert keymaps.
 # Settings, read when this is evaluated:
-#   TINYLLM_KEY=KEYS      the key, caret or readline notation: '^G' (default), '^X^T', '\eg'
-#   TINYLLM_NOBIND=1      define everything but bind no key
+#   TINYLLM_KEY=KEYS       the key, caret or readline notation: '^G' (default), '^X^T', '\eg'
+#   TINYLLM_NEXT_KEY=KEYS  the next-placeholder key: '\e[Z' (Shift-Tab, default)
+#   TINYLLM_NOBIND=1       define everything but bind no key
+# A key already bound to a shell command or macro (navi's Ctrl-G, ...) is taken over, and init says so.
 # and at each keypress:
 #   TINYLLM_TIMEOUT=SECS  how long to wait for an answer (default 15)
 #   TINYLLM_NOFEEDBACK=1  never report what you ran
 # After a suggestion, the one command you run next goes to the local daemon only (the feedback queue,
-# reviewed with `tinyllm feedback`): unchanged as an acceptance, edited as a correction. Nothing else
-# from your history is read or sent. Loading this twice does no harm.
+# reviewed with `tinyllm feedback`): unchanged or with only its placeholders filled in, as an
+# acceptance; otherwise as a correction. Nothing else from your history is read or sent.
+# Loading this twice does no harm.
 
 _tinyllm_cli() { __TINYLLM_COMMAND__ "$@"; }
 _tinyllm_socket=__TINYLLM_SOCKET__
 _tinyllm_request=
+_tinyllm_suggested=
 _tinyllm_inserted=
 _tinyllm_index=0
 _tinyllm_histcmd=0
@@ -65,10 +72,58 @@ _tinyllm_fetch() {
   fi
 }
 
+# The candidate goes on the line; _tinyllm_inserted is the line as shown (the key cycles from it).
 _tinyllm_insert() {
-  _tinyllm_inserted=${_tinyllm_candidates[_tinyllm_index]}
-  READLINE_LINE=$_tinyllm_inserted
+  _tinyllm_suggested=${_tinyllm_candidates[_tinyllm_index]}
+  READLINE_LINE=$_tinyllm_suggested
   READLINE_POINT=${#READLINE_LINE}
+  _tinyllm_take_placeholder 0
+  _tinyllm_inserted=$READLINE_LINE
+}
+
+# Take the first {{placeholder}} at or after offset $1 (else the first of the line) out of the line,
+# leave the cursor in its place and name it above the prompt; 1 when there is none.
+_tinyllm_take_placeholder() {
+  local re='[{][{][^}]*[}][}]' line=$READLINE_LINE from=$1 head
+  if [[ ${line:from} =~ $re ]]; then
+    head=${line:from}
+  elif [[ $line =~ $re ]]; then
+    from=0
+    head=$line
+  else
+    return 1
+  fi
+  head=${head%%"${BASH_REMATCH[0]}"*}
+  (( from += ${#head} ))
+  READLINE_LINE=${line:0:from}${line:from+${#BASH_REMATCH[0]}}
+  READLINE_POINT=$from
+  printf '\r\033[K%s\n' "tinyllm: type ${BASH_REMATCH[0]}" >&2
+}
+
+_tinyllm_next_placeholder() {
+  _tinyllm_take_placeholder "$READLINE_POINT" || printf '%s\n' "tinyllm: no placeholder on the line" >&2
+}
+
+# Is $2 the command $1 with nothing changed but its {{placeholders}} filled in?
+_tinyllm_fills() {
+  local rest=$1 pattern= part
+  while [[ $rest == *'{{'*'}}'* ]]; do
+    part=${rest%%'{{'*}
+    rest=${rest#*'}}'}
+    _tinyllm_literal "$part"
+    pattern+=$REPLY'?*'
+  done
+  _tinyllm_literal "$rest"
+  [[ $2 == $pattern$REPLY ]]
+}
+
+# REPLY: $1 as a glob pattern that matches only itself (extglob's +( @( !( too).
+_tinyllm_literal() {
+  REPLY=${1//\\/\\\\}
+  REPLY=${REPLY//\*/\\*}
+  REPLY=${REPLY//\?/\\?}
+  REPLY=${REPLY//\[/\\[}
+  REPLY=${REPLY//\(/\\(}
 }
 
 # bind -x runs this on a cleared line; readline redraws the prompt and buffer afterwards, so the
@@ -108,7 +163,7 @@ _tinyllm_report() {
   ran=${ran%"${ran##*[![:space:]]}"}
   [[ -n $ran && -z $TINYLLM_NOFEEDBACK ]] || return 0
   local fields
-  if [[ $ran == "$2" ]]; then
+  if _tinyllm_fills "$2" "$ran"; then
     fields=(--data-urlencode "command=$ran")
   else
     fields=(--data-urlencode "suggested=$2" --data-urlencode "corrected=$ran")
@@ -122,7 +177,7 @@ _tinyllm_report() {
 _tinyllm_precmd() {
   local status=$?
   if [[ -n $_tinyllm_inserted ]]; then
-    local request=$_tinyllm_request suggested=$_tinyllm_inserted since=$_tinyllm_histcmd entry
+    local request=$_tinyllm_request suggested=$_tinyllm_suggested since=$_tinyllm_histcmd entry
     _tinyllm_inserted=
     _tinyllm_candidates=()
     entry=$(HISTTIMEFORMAT= builtin history 1)
@@ -131,6 +186,32 @@ _tinyllm_precmd() {
     fi
   fi
   return $status
+}
+
+# Bind the shell function $3 to the key $1 (or $2 when unset, caret or readline notation) in emacs
+# and vi-insert; say once when that takes the key from another shell command or macro.
+_tinyllm_bind() {
+  local key=${1:-$2} seq= char map line taken=
+  while [[ -n $key ]]; do  # caret notation to readline's: ^G -> \C-g, ^[ -> \e
+    if [[ $key == '^['* ]]; then
+      seq+='\e'
+      key=${key:2}
+    elif [[ $key == '^'?* ]]; then
+      char=${key:1:1}
+      seq+="\\C-${char,,}"
+      key=${key:2}
+    else
+      seq+=${key:0:1}
+      key=${key:1}
+    fi
+  done
+  for map in emacs vi-insert; do
+    while IFS= read -r line; do
+      [[ $line == "\"$seq\": "* && $line != *_tinyllm_* ]] && taken=${line#*: }
+    done < <(bind -m "$map" -X; bind -m "$map" -s)
+    bind -m "$map" -x "\"$seq\": $3"
+  done
+  [[ -z $taken ]] || printf '%s\n' "tinyllm: ${1:-$2} was bound to $taken; it now runs $3 (set $4 to use another key)" >&2
 }
 
 _tinyllm_setup() {
@@ -143,20 +224,8 @@ _tinyllm_setup() {
     printf '%s\n' "tinyllm: the key binding needs bash 4 or newer (this is $BASH_VERSION); use 'tinyllm ask'" >&2
     return 0
   fi
-  local key=${TINYLLM_KEY:-^G} seq= char map
-  while [[ -n $key ]]; do  # caret notation to readline's: ^G -> \C-g
-    if [[ $key == '^'?* ]]; then
-      char=${key:1:1}
-      seq+="\\C-${char,,}"
-      key=${key:2}
-    else
-      seq+=${key:0:1}
-      key=${key:1}
-    fi
-  done
-  for map in emacs vi-insert; do
-    bind -m "$map" -x "\"$seq\": _tinyllm_widget"
-  done
+  _tinyllm_bind "$TINYLLM_KEY" '^G' _tinyllm_widget TINYLLM_KEY
+  _tinyllm_bind "$TINYLLM_NEXT_KEY" '\e[Z' _tinyllm_next_placeholder TINYLLM_NEXT_KEY
 }
 _tinyllm_setup
-unset -f _tinyllm_setup
+unset -f _tinyllm_setup _tinyllm_bind

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.atomic import write_text_atomic
-from engine.generate import Engine
+from engine.checks import check_candidates
+from engine.generate import Candidate, Engine
 from training.data.jsonl import read_jsonl
 from training.data.records import Pair
 from training.errors import TrainingError
 from training.metrics import exact_match, nlc2cmd_score, same_first_utility, top_n_exact_match
 
-__all__ = ["EvalResult", "evaluate", "predict", "load_eval_pairs", "write_predictions", "exact_match",
+__all__ = ["EvalResult", "evaluate", "predict", "checks_effect", "load_eval_pairs", "write_predictions", "exact_match",
            "nlc2cmd_score", "top_n_exact_match"]
 
 # 600 nl2bash requests, 5M-param model, 1 thread: batch 1 ~140 s, 16 ~59 s, 32 ~51 s, 64 ~90 s (64 pays
@@ -96,6 +97,24 @@ def evaluate(engine: Engine, pairs, n: int = 1, batch_size: int = DEFAULT_BATCH_
         first_utility=sum(same_first_utility(preds[:1], p.command) for p, preds in zip(pairs, predictions)) / count,
         n=count, predictions=predictions, top_n=n, seconds=seconds,
     )
+
+
+def checks_effect(engine: Engine, pairs, predictions: list[list[str]]) -> dict:
+    """What the candidate checks (engine/checks.py) do to unchecked predictions (best first): how many
+    candidates they drop, how many requests they leave with none, and top-1 exact match before and
+    after they drop and re-rank. Measured on the same candidates, without the spares a checked
+    suggestion draws from the beam."""
+    pairs = [as_pair(p) for p in pairs]
+    known = engine.index.utilities() if engine.index is not None else frozenset()
+    checked = [[c.command for c in check_candidates([Candidate(command, -rank) for rank, command in enumerate(preds)],
+                                                    known)] for preds in predictions]
+    count = max(1, len(pairs))
+    return {"candidates": sum(map(len, predictions)),
+            "dropped": sum(map(len, predictions)) - sum(map(len, checked)),
+            "requests_left_empty": sum(1 for preds, kept in zip(predictions, checked) if preds and not kept),
+            "top1_changed": sum(1 for preds, kept in zip(predictions, checked) if preds[:1] != kept[:1]),
+            "exact_match_before": round(sum(top_n_exact_match(p[:1], x.command) for x, p in zip(pairs, predictions)) / count, 4),
+            "exact_match_after": round(sum(top_n_exact_match(p[:1], x.command) for x, p in zip(pairs, checked)) / count, 4)}
 
 
 def load_eval_pairs(path, limit: int | None = None) -> tuple[list[Pair], int]:

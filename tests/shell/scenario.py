@@ -79,10 +79,53 @@ def run_keypress_scenario(terminal: TmuxShell, home, vi_mode: str) -> None:
     assert [(a.request, a.command, a.source) for a in store.acceptances()] == [("show disk usage", "df -h", "shell")]
 
 
+PLACEHOLDER_REQUEST = "greet two people"
+PLACEHOLDER_COMMAND = "echo hello {{name}} and {{other name}}"
+
+
+def add_placeholder_correction(home) -> None:
+    """The user's accepted correction for PLACEHOLDER_REQUEST: the daemon answers it first."""
+    store = feedback_of(home)
+    store.accept(store.add_correction(PLACEHOLDER_REQUEST, "echo hi", PLACEHOLDER_COMMAND, "cli"))
+
+
+def run_placeholder_scenario(terminal: TmuxShell, home, first_shown: str) -> None:
+    """A candidate with placeholders (add_placeholder_correction's, so it comes first): the key puts
+    it on the line as `first_shown` with the cursor on the first placeholder, typing fills it, the
+    next-placeholder key (Shift-Tab) moves on, typing fills the second; what runs has both values and
+    no braces, and is reported as an acceptance (filling placeholders is not a correction)."""
+    store = feedback_of(home)
+    terminal.type(PLACEHOLDER_REQUEST)
+    terminal.press("C-g")
+    terminal.wait_prompt(first_shown, timeout=START_TIMEOUT_S)
+    terminal.type("ann")
+    terminal.wait_prompt("echo hello ann and {{other name}}")
+    terminal.press("BTab")
+    terminal.type("bob")
+    terminal.wait_prompt("echo hello ann and bob")
+    terminal.press("Enter")
+    terminal.wait_for(lambda: "hello ann and bob" in terminal.screen(), what="the command's output")
+
+    assert wait_until(lambda: any(a.request == PLACEHOLDER_REQUEST for a in store.acceptances()), 10), \
+        "no acceptance arrived:\n" + "\n".join(terminal.screen())
+    time.sleep(0.3)  # a wrongly posted correction would land by now
+    assert [a.command for a in store.acceptances() if a.request == PLACEHOLDER_REQUEST] == ["echo hello ann and bob"]
+    assert [c.source for c in store.corrections() if c.request == PLACEHOLDER_REQUEST] == ["cli"]
+
+
 def key_bindings(shell_argv: list[str], listing: str, script: str, **env) -> str:
     """What the init script binds in a fresh interactive shell (no terminal needed)."""
     result = subprocess.run([*shell_argv, "-i", "-c", f'eval "$TINYLLM_INIT"; {listing}'],
                             env={**os.environ, "TINYLLM_INIT": script, **env}, stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=20)
     return result.stdout
+
+
+def init_messages(shell_argv: list[str], before: str, script: str) -> str:
+    """What the init script says (its "tinyllm:" lines on stderr) in a fresh interactive shell that first
+    ran `before` (a shell without a terminal adds its own complaints)."""
+    result = subprocess.run([*shell_argv, "-i", "-c", f'{before}; eval "$TINYLLM_INIT"; eval "$TINYLLM_INIT"'],
+                            env={**os.environ, "TINYLLM_INIT": script}, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=20)
+    return "".join(line for line in result.stderr.splitlines(keepends=True) if line.startswith("tinyllm:"))
 

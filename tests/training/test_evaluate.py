@@ -67,7 +67,8 @@ def test_memorised_pairs_score_perfectly(engine):
     assert [p[0] for p in result.predictions] == [c for _, c in PAIRS]
 
 
-def test_top_n_keeps_the_memorised_command(engine):
+def test_top_n_keeps_the_memorised_command(engine, monkeypatch):
+    monkeypatch.setattr(engine.options, "checks", False)  # the nano model's second guesses need not be commands
     result = evaluate(engine, [Pair(r, c, "test") for r, c in PAIRS], n=2, batch_size=4)
     assert result.top_n_exact_match == 1.0 and all(len(p) == 2 for p in result.predictions)
 
@@ -104,3 +105,14 @@ def test_600_examples_take_seconds(engine):
     print(f"\n600 examples, nano model, batch 32: {seconds:.2f} s")
     assert [p[0] for p in predictions[:len(PAIRS)]] == [c for _, c in PAIRS]
     assert seconds < 120  # a sanity bound for a loaded 2-core machine, not a benchmark
+
+
+def test_checks_effect_counts_what_the_checks_drop_and_top1_before_and_after():
+    from types import SimpleNamespace
+
+    from training.evaluate import checks_effect
+
+    pairs = [{"instruction": "list files", "command": "ls -la"}, {"instruction": "frob", "command": "parar"}]
+    effect = checks_effect(SimpleNamespace(index=None), pairs, [["parar -x", "ls -la"], ["parar", "ls |"]])
+    assert effect == {"candidates": 4, "dropped": 3, "requests_left_empty": 1, "top1_changed": 2,
+                      "exact_match_before": 0.5, "exact_match_after": 0.5}

@@ -5,6 +5,7 @@ from pathlib import Path
 from textual.widgets import DataTable, Input, TabbedContent
 from textual_plotext import PlotextPlot
 
+from engine.checks import check_candidates
 from engine.feedback import FeedbackStore
 from engine.store import ModelStore
 from tinyllm_tui.app import Settings, TinyLLMApp
@@ -42,13 +43,14 @@ async def test_suggest_streams_candidates_best_first(tiny_checkpoint):
         panel.engine.beam_search = recording
         await ask(app, pilot, "list files")
         items = list(app.query(CandidateItem))
-        assert [item.command for item in items] == [c.command for c in steps[-1]]
-        assert items[0].command == "ls -la" and len(items) == 3
+        # The final list is the last step's, checked: the nano model's invented `l ls -la` is gone.
+        assert [item.command for item in items] == [c.command for c in check_candidates(steps[-1])]
+        assert items[0].command == "ls -la" and len(steps[-1]) == 3 and len(items) == 2
         assert len(steps) >= 3 and steps[0][0].command != "ls -la"  # streamed: partial commands first
         scores = [c.score for c in steps[-1]]
         assert scores == sorted(scores, reverse=True)
         status = str(app.query_one("#suggest-status").render())
-        assert "3 candidates in" in status and " ms" in status
+        assert "2 candidates in" in status and " ms" in status
         await ask(app, pilot, "show disk usage")
         await pilot.pause()
         shown = [item.command for item in app.query(CandidateItem)]
@@ -62,6 +64,48 @@ async def test_destructive_candidates_carry_a_worded_badge():
 
     assert "⚠ DESTRUCTIVE: deletes / recursively" in candidate_text(1, "rm -rf /", -0.5).plain
     assert "DESTRUCTIVE" not in candidate_text(1, "ls -la", -0.5).plain
+
+
+async def test_checks_show_beside_the_danger_badge():
+    from tinyllm_tui.widgets.suggest import candidate_text
+
+    text = candidate_text(1, "rm -rf / && jq .", -0.5, checks=("not installed: jq",)).plain
+    assert text.splitlines()[1].strip() == "⚠ DESTRUCTIVE: deletes / recursively  not installed: jq"
+    assert len(candidate_text(1, "ls -la", -0.5).plain.splitlines()) == 1
+
+
+async def test_a_candidate_with_placeholders_is_filled_in_before_it_is_copied(tinyllm_home):
+    from engine.generate import Candidate
+    from tinyllm_tui.messages import CandidatesStreamed
+    from tinyllm_tui.widgets.placeholders import PlaceholderForm
+
+    app = TinyLLMApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        panel = app.query_one(SuggestPanel)
+        panel.engine = object()  # never called: the candidates are posted by hand
+        panel.decode = lambda *args: None
+        await ask(app, pilot, "extract backup.tar.gz into the folder out/")
+        command = "tar -xzf {{path/to/archive.tar.gz}} -C {{path/to/directory}} {{path/to/archive.tar.gz}}"
+        panel.post_message(CandidatesStreamed(1, [Candidate(command, -0.2)], done=True, elapsed_ms=5.0))
+        await pilot.pause()
+        await pilot.press("down", "c")
+        await pilot.pause()
+        form = app.query_one(PlaceholderForm)
+        fields = list(form.query(Input))
+        # One field per distinct placeholder, prefilled with what the request names.
+        assert [f.value for f in fields] == ["backup.tar.gz", "out/"] and app.focused is fields[0]
+        assert app.clipboard != command
+        await pilot.press("enter")  # next field
+        assert app.focused is fields[1]
+        fields[1].value = ""
+        await pilot.press(*"dest", "enter")  # the last field copies
+        await pilot.pause()
+        assert app.clipboard == "tar -xzf backup.tar.gz -C dest backup.tar.gz"
+        assert not app.query(PlaceholderForm) and app.focused.id == "candidates"
+        await pilot.press("c", "escape")  # Escape closes the form and copies nothing
+        await pilot.pause()
+        assert not app.query(PlaceholderForm) and app.clipboard == "tar -xzf backup.tar.gz -C dest backup.tar.gz"
 
 
 async def test_copy_and_correct_a_candidate(tiny_checkpoint):

@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("-k", type=int, help="retrieved examples per prompt (default: the model's)")
     p.add_argument("--hybrid", type=int, help="the lookup's top commands that join the model's candidates (default: the model's)")
     p.add_argument("--lookup", action="store_true", help="score the example index alone: its best examples' commands")
+    p.add_argument("--no-checks", action="store_true",
+                   help="score the candidates unchecked, and report what the checks would drop and re-rank")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run)
 
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from engine.generate import Engine
     from training.errors import TrainingError
-    from training.evaluate import DEFAULT_BATCH_SIZE, evaluate, load_eval_pairs, write_predictions
+    from training.evaluate import DEFAULT_BATCH_SIZE, checks_effect, evaluate, load_eval_pairs, write_predictions
 
     if not 1 <= args.n <= 20:
         raise TrainingError("-n must be between 1 and 20")
@@ -48,6 +50,7 @@ def run(args) -> int:
             setattr(engine.options, option, getattr(args, option))
     if args.k is not None and not 0 <= args.k <= 16:
         raise TrainingError("-k must be between 0 and 16")
+    engine.options.checks = not args.no_checks
     if args.no_retrieval or args.k is not None:
         engine.retrieval = replace(engine.retrieval, k=0 if args.no_retrieval else args.k)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -55,13 +58,16 @@ def run(args) -> int:
                       width=max(args.n, args.beam or args.n), lookup=args.lookup)
     if args.out:
         write_predictions(args.out, pairs, result.predictions)
+    effect = checks_effect(engine, pairs, result.predictions) if args.no_checks and not args.lookup else None
     if args.json:
         print_json({**result.to_dict(), "top_n": args.n, "skipped": skipped, "seconds": round(result.seconds, 2),
                     "model": str(path), "retrieval_k": engine.retrieval.k if engine.index else 0,
                     "lookup": args.lookup, "decode": {"beam": max(args.n, args.beam or args.n),
                                                       "length_alpha": engine.options.length_alpha,
                                                       "no_repeat_ngram": engine.options.no_repeat_ngram,
-                                                      "hybrid": engine.options.hybrid}})
+                                                      "hybrid": engine.options.hybrid,
+                                                      "checks": engine.options.checks},
+                    **({"checks_effect": effect} if effect else {})})
     else:
         rows = [("examples", f"{result.n}" + (f" ({skipped} malformed lines skipped)" if skipped else "")),
                 ("exact match", f"{result.exact_match:.4f}"),
@@ -70,6 +76,9 @@ def run(args) -> int:
                 ("nlc2cmd top-1", f"{result.nlc2cmd_top1:.4f}"),
                 ("first utility", f"{result.first_utility:.4f}"),
                 ("time", f"{result.seconds:.1f} s ({result.n / max(result.seconds, 1e-9):.0f} examples/s)")]
+        if effect:
+            rows.append(("checks would drop", f"{effect['dropped']} of {effect['candidates']} candidates; top-1 exact "
+                                              f"{effect['exact_match_before']:.4f} -> {effect['exact_match_after']:.4f}"))
         for label, value in rows:
             print(f"{label:<20}{value}")
     return 0

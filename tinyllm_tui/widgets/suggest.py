@@ -18,6 +18,7 @@ from engine.errors import EngineError
 from engine.safety import destructive_reason
 
 from ..messages import CandidatesStreamed, SuggestionFailed
+from .placeholders import PlaceholderForm, placeholders
 
 # The clock that times a suggestion; snapshot tests swap it for a fixed one.
 clock = time.perf_counter
@@ -33,33 +34,38 @@ class Suggestion:
     examples: list = field(default_factory=list)  # the known examples the model read (engine.examples.Example)
 
 
-def candidate_text(rank: int, command: str, score: float, source: str = "model") -> Text:
-    """One candidate: rank, command, score or where it came from, and a worded badge when it is destructive."""
+def candidate_text(rank: int, command: str, score: float, source: str = "model", checks=()) -> Text:
+    """One candidate: rank, command, score or where it came from, then a line with a worded badge when
+    it is destructive and what the checks found (engine/checks.py: "not installed: jq", ...)."""
     origin = f"  score {score:.2f}" if source == "model" else f"  {source}"
     text = Text.assemble((f"{rank}. ", "dim"), (command, "bold"), (origin, "dim" if source == "model" else "italic green"))
     reason = destructive_reason(command)
-    if reason:
+    notes = [(f"⚠ DESTRUCTIVE: {reason}", "bold reverse")] if reason else []
+    notes += [(note, "yellow" if note.startswith("not installed") else "dim") for note in checks]
+    if notes:
         text.append("\n   ")
-        text.append(f"⚠ DESTRUCTIVE: {reason}", style="bold reverse")
+    for i, (note, style) in enumerate(notes):
+        text.append("  " * (i > 0))
+        text.append(note, style=style)
     return text
 
 
 class CandidateItem(ListItem):
     """A candidate row; `e` swaps its text for an input holding the command, to correct it in place."""
 
-    def __init__(self, rank: int, command: str, score: float, source: str = "model") -> None:
+    def __init__(self, rank: int, command: str, score: float, source: str = "model", checks=()) -> None:
         super().__init__()
-        self.rank, self.command, self.score, self.source = rank, command, score, source
+        self.rank, self.command, self.score, self.source, self.checks = rank, command, score, source, checks
 
     def compose(self) -> ComposeResult:
-        yield Static(candidate_text(self.rank, self.command, self.score, self.source), id="candidate-text")
+        yield Static(candidate_text(self.rank, self.command, self.score, self.source, self.checks), id="candidate-text")
         # No select-on-focus: a correction is usually a small change to the command, not a new one.
         yield Input(id="candidate-edit", compact=True, select_on_focus=False, classes="hidden")
 
-    def show(self, command: str, score: float, source: str = "model") -> None:
-        self.command, self.score, self.source = command, score, source
+    def show(self, command: str, score: float, source: str = "model", checks=()) -> None:
+        self.command, self.score, self.source, self.checks = command, score, source, checks
         for text in self.query("#candidate-text"):  # none yet when the item is still being mounted
-            text.update(candidate_text(self.rank, command, score, source))
+            text.update(candidate_text(self.rank, command, score, source, checks))
 
     def start_edit(self) -> None:
         editor = self.query_one("#candidate-edit", Input)
@@ -76,16 +82,21 @@ class CandidateItem(ListItem):
 
 class CandidateList(ListView):
     BINDINGS = [
-        Binding("c", "copy", "Copy", tooltip="Copy the highlighted command to the clipboard (OSC 52)", id="copy"),
+        Binding("c", "copy", "Copy", tooltip="Copy the highlighted command to the clipboard (OSC 52); "
+                "one with {{placeholders}} asks for their values first", id="copy"),
         Binding("e", "correct", "Correct", tooltip="Edit the highlighted command and save it as a correction",
                 id="correct"),
     ]
 
     def action_copy(self) -> None:
         item = self.highlighted_child
-        if isinstance(item, CandidateItem) and item.command:
-            self.app.copy_to_clipboard(item.command)
-            self.notify(f"copied: {item.command}", timeout=3)
+        if not (isinstance(item, CandidateItem) and item.command):
+            return
+        panel = next(a for a in self.ancestors if isinstance(a, SuggestPanel))
+        if placeholders(item.command):
+            panel.fill_placeholders(item.command)
+        else:
+            panel.copy(item.command)
 
     def action_correct(self) -> None:
         item = self.highlighted_child
@@ -209,9 +220,9 @@ class SuggestPanel(Vertical):
         del self.candidate_items[len(candidates):]
         for rank, candidate in enumerate(candidates, 1):
             if rank <= len(self.candidate_items):
-                self.candidate_items[rank - 1].show(candidate.command, candidate.score, candidate.source)
+                self.candidate_items[rank - 1].show(candidate.command, candidate.score, candidate.source, candidate.checks)
             else:
-                item = CandidateItem(rank, candidate.command, candidate.score, candidate.source)
+                item = CandidateItem(rank, candidate.command, candidate.score, candidate.source, candidate.checks)
                 self.candidate_items.append(item)
                 view.append(item)
         if candidates and view.index is None:
@@ -242,6 +253,30 @@ class SuggestPanel(Vertical):
         self.query_one("#request", Input).value = suggestion.request
         self._show_candidates(suggestion.candidates)
         self._show_examples(suggestion.examples)
+
+    # -- copying -------------------------------------------------------------------------------------
+    def copy(self, command: str) -> None:
+        self.app.copy_to_clipboard(command)
+        self.notify(f"copied: {command}", timeout=3)
+
+    def fill_placeholders(self, command: str) -> None:
+        """Ask for the placeholders' values below the candidates; copy once they are filled."""
+        self._close_form()
+        request = self.current.request if self.current else ""
+        self.query_one("#candidates-box").mount(PlaceholderForm(command, request, id="placeholder-form"),
+                                               before="#examples")
+
+    def on_placeholder_form_filled(self, message: PlaceholderForm.Filled) -> None:
+        self.copy(message.command)
+        self._close_form()
+
+    def on_placeholder_form_cancelled(self, message: PlaceholderForm.Cancelled) -> None:
+        self._close_form()
+
+    def _close_form(self) -> None:
+        for form in self.query(PlaceholderForm):
+            form.remove()
+        self.query_one("#candidates").focus()
 
     # -- corrections ---------------------------------------------------------------------------------
     @on(Input.Submitted, "#candidate-edit")

@@ -1,0 +1,105 @@
+import os
+import time
+
+import pytest
+
+from engine.checks import ParseError, check_candidates, programs_of, simple_commands, strip_non_command
+from engine.generate import Candidate
+
+
+@pytest.fixture(autouse=True)
+def path(tmp_path, monkeypatch):
+    """PATH holds exactly these few programs: what is installed does not depend on the machine."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("ls", "grep", "sort", "tar", "env", "nice", "timeout"):
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
+def commands(candidates):
+    return [c.command for c in candidates]
+
+
+def test_invented_utilities_never_reach_the_user():
+    out = check_candidates([Candidate("parar -a x", -0.1), Candidate("ls -la | frobnicatez", -0.2),
+                            Candidate("sudo -u bob parar x", -0.3), Candidate("echo $(parar)", -0.4),
+                            Candidate("ls -la", -0.9)])
+    assert commands(out) == ["ls -la"] and out[0].checks == ()
+
+
+def test_known_but_missing_tool_is_marked_and_ranked_after_installed_ones():
+    out = check_candidates([Candidate("jq . data.json", -0.1), Candidate("grep -n x f", -0.5),
+                            Candidate("xsv stats f.csv | sort", -0.3)], known={"xsv"})
+    assert commands(out) == ["grep -n x f", "jq . data.json", "xsv stats f.csv | sort"]  # jq: training data
+    assert out[0].checks == () and out[1].checks == ("not installed: jq",)
+    assert out[2].checks == ("not installed: xsv",)
+
+
+def test_builtins_keywords_wrappers_and_paths_are_not_programs_to_find():
+    good = ["cd /tmp && ls", "for f in *.txt; do echo \"$f\"; done", "if [[ -f a && -d b ]]; then ls; fi",
+            "FOO=1 env BAR=2 nice -n 5 timeout 10 ls", "./build.sh --fast", "$EDITOR notes.txt",
+            "find . -name '*.py' | xargs -I {} grep -n x {}", "tar -xf {{path/to/archive.tar}}", "ls {{-a|--all}}",
+            "diff <(sort a) <(sort b) > out 2>&1", "(cd src && ls) | grep x", "echo $((1 + 2))",
+            "if ! (ls x); then echo no; fi", "while ((i < 3)); do ls; done"]
+    out = check_candidates([Candidate(c, -1.0) for c in good])
+    missing = [good.pop(6), good.pop(8)]  # find | xargs, diff: known from training data, not on this PATH
+    assert commands(out) == good + missing
+    assert [c.checks for c in out if c.checks] == [("not installed: find, xargs",), ("not installed: diff",)]
+
+
+@pytest.mark.parametrize("line", ['echo "abc', "ls |", "| grep x", "ls && && ls", "echo $(ls", "ls )",
+                                  "if true; then ls", "cat <(sort a) >", "ls; ; ls", "echo `ls"])
+def test_unparseable_candidates_are_dropped(line):
+    with pytest.raises(ParseError):
+        simple_commands(line)
+    assert check_candidates([Candidate(line, -0.1), Candidate("ls", -0.2)])[0].command == "ls"
+
+
+def test_the_users_own_answers_are_never_dropped_and_stay_first():
+    out = check_candidates([Candidate("mytool --x {{file}}", 0.0, "your correction #3"),
+                            Candidate('echo "abc', 0.0, "your acceptance #1"), Candidate("ls", -0.01)])
+    assert commands(out) == ["mytool --x {{file}}", 'echo "abc', "ls"]
+    assert out[0].checks == ("not installed: mytool",) and out[1].checks[0].startswith("does not parse")
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("```bash ls -la```", "ls -la"), ("```", ""), ("1. ls -la", "ls -la"), ("- `ls -la`", "ls -la"),
+    ("$ ls -la", "ls -la"), ("# ls -la", "ls -la"), ('"ls -la"', "ls -la"), ("'ls' -la 'x'", "'ls' -la 'x'"),
+    ("ls -la", "ls -la")])
+def test_what_is_not_a_command_is_stripped(raw, clean):
+    assert strip_non_command(raw)[0] == clean
+
+
+def test_cleaned_candidates_merge_with_duplicates_and_say_so():
+    out = check_candidates([Candidate("$ ls  -la", -0.1), Candidate("ls -la", -0.2), Candidate("```", -0.3),
+                            Candidate("1. grep x f", -0.4)])
+    assert [(c.command, c.checks, c.score) for c in out] == [
+        ("ls  -la", ("cleaned: prompt",), -0.1), ("grep x f", ("cleaned: list number",), -0.4)]
+
+
+def test_order_is_stable_and_deterministic():
+    candidates = [Candidate(c, s) for c, s in [("ls a", -0.5), ("jq .", -0.1), ("ls b", -0.5), ("grep c", -0.2)]]
+    first = check_candidates(candidates)
+    assert commands(first) == ["grep c", "ls a", "ls b", "jq ."]
+    assert all(commands(check_candidates(candidates)) == commands(first) for _ in range(3))
+
+
+def test_a_tool_installed_since_is_found(path):
+    assert check_candidates([Candidate("jq .", -0.1)])[0].checks == ("not installed: jq",)
+    (path / "jq").write_text("#!/bin/sh\n")
+    (path / "jq").chmod(0o755)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # coarse-mtime filesystems see a change too
+    assert check_candidates([Candidate("jq .", -0.1)])[0].checks == ()
+
+
+def test_wrappers_name_every_program():
+    assert programs_of(["sudo", "-u", "bob", "nice", "-n", "5", "tar", "-x"]) == ["sudo", "nice", "tar"]
+    assert programs_of(["timeout", "-s", "KILL", "10", "ls"]) == ["timeout", "ls"]
+    assert programs_of(["A=1", "B=2"]) == []
+
+
+def test_checks_travel_in_the_json():
+    assert Candidate("jq .", -0.1, checks=("not installed: jq",)).to_dict()["checks"] == ["not installed: jq"]
