@@ -99,7 +99,9 @@ class Engine:
         model = checkpoint.model.to(dtype or inference_dtype())
         retrieval = RetrievalSettings.from_meta(checkpoint.meta)
         index = None
-        if retrieval.k:
+        # A model that reads no examples (k = 0) still uses its index: it fills the places of
+        # candidates the checks drop, and names the utilities they know.
+        if retrieval.k or examples_path(path).is_file():
             try:
                 index = ExampleIndex.load(examples_path(path))
             except EngineError as e:  # the model still answers, from the plain prompt
@@ -295,8 +297,15 @@ class Engine:
             candidates = sorted(candidates, key=lambda c: -c.score)
         seen = {c.command for c in out}
         out += [c for c in candidates if c.command not in seen]
-        if self.options.checks:
-            out = check_candidates(out, self.index.utilities() if self.index is not None else frozenset())
+        if not self.options.checks:
+            return out[:n]
+        known = self.index.utilities() if self.index is not None else frozenset()
+        out = check_candidates(out, known)
+        if len(out) < n:  # the checks dropped some: the lookup's commands take their places, after the model's
+            have = {c.command for c in out}
+            extra = [c for c in self.lookup(request, n) if c not in have]
+            scored = [Candidate(c, s, "example") for c, s in zip(extra, self.score_commands(request, extra))]
+            out += [c for c in check_candidates(scored, known) if c.command not in have]
         return out[:n]
 
     @property
