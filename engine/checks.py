@@ -2,11 +2,11 @@
 
 - What is not a command is cleaned (a markdown fence, a list number, a `$ ` or `# ` prompt, quotes
   around the whole line) or dropped when nothing is left.
-- The line must parse: quotes, `$(...)`, backquotes, parentheses and `if/fi`, `do/done`, `{ }` balance,
-  no operator lacks its command, no redirection lacks its target. A small scanner of our own: `bash -n`
-  costs a process per candidate (milliseconds), a persistent bash would have to execute model output
-  to parse it, and bashlex would be a new dependency for what ~150 lines do. Lines with `case` get
-  only the quote check (their `pattern)` syntax would need a real grammar).
+- The line must parse as bash: tree-sitter-bash builds its syntax tree (~17 µs a line) and flags
+  unclosed quotes and substitutions, unfinished `if`/`for`/`case`, an operator without its command, a
+  redirection without its target; the simple commands are found anywhere in the tree (`$(...)`,
+  backquotes, `<(...)`, subshells, loop and `case` bodies). Not `bash -n`: a process per candidate
+  costs milliseconds, and a persistent bash would have to execute model output to parse it.
 - Every simple command's program (through `sudo`, `env`, `xargs`, ... and assignments) must be a
   shell builtin or keyword, a path, an executable on PATH, or a utility known from training data or
   the example index. Unknown ones (invented by the model) are dropped; known but missing ones are kept
@@ -16,10 +16,14 @@ answers first, then installed before not installed, then by model score (a stabl
 """
 import os
 import re
+import threading
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Container, Iterable
+
+import tree_sitter_bash
+from tree_sitter import Language, Parser
 
 from .errors import EngineError
 
@@ -32,14 +36,14 @@ BUILTINS = frozenset("""
 enable eval exec exit export false fc fg getopts hash help history jobs kill let local logout mapfile popd printf
 pushd pwd read readarray readonly return set shift shopt source suspend test times trap true type typeset ulimit
 umask unalias unset wait autoload bindkey emulate float functions integer limit noglob print rehash sched setopt
-unfunction unlimit unsetopt vared whence where which zle zmodload zstyle
+unfunction unlimit unsetopt vared whence where which zle zmodload zstyle time coproc
 """.split())
-# Reserved words after which a command follows; the closers end a compound command.
-_LEADERS = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!", "{", "time"})
-_OPENERS = {"if": "fi", "do": "done", "{": "}"}
-_CLOSERS = frozenset(_OPENERS.values())
-# Reserved words whose segment holds no program to check (loop variables, word lists, tests).
-_NO_PROGRAM = frozenset({"for", "select", "function", "[[", "in"})
+# Syntax nodes that are simple commands, and those whose value is known only when the line runs.
+_SIMPLE = frozenset({"command", "declaration_command", "unset_command", "variable_assignments"})
+_EXPANSIONS = frozenset({"simple_expansion", "expansion", "command_substitution", "process_substitution",
+                         "arithmetic_expansion", "ansi_c_string", "translated_string"})
+# Reserved words bash refuses as a command's first word; tree-sitter parses them as names.
+_MISPLACED = frozenset({b"then", b"else", b"elif", b"fi", b"do", b"done", b"esac", b"}"})
 # Programs that run another: wrapper -> (its options that take a value, operands before the program).
 _WRAPPERS = {
     "sudo": ({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"}, 0), "doas": ({"-u", "-C"}, 0),
@@ -50,7 +54,8 @@ _WRAPPERS = {
     "taskset": (set(), 1), "flock": ({"-w", "-E"}, 1), "chrt": (set(), 1), "unbuffer": (set(), 0),
 }
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^]]*\])?\+?=")
-_CASE = re.compile(r"(?:^|[\s;&|(])case\s")
+_ESCAPE = re.compile(r"\\(.)", re.S)
+_PLACEHOLDER = re.compile(rb"\{\{.*?\}\}", re.S)
 _FENCE = re.compile(r"^```(?:bash|sh|shell|zsh|console|shell-session|text)?\s*|\s*```$")
 _LIST_MARK = re.compile(r"^(?:\d+[.)]|[-*•])\s+")
 _PROMPT = re.compile(r"^[$#]\s+")
@@ -81,270 +86,89 @@ def strip_non_command(text: str) -> tuple[str, list[str]]:
 
 
 # -- parsing -------------------------------------------------------------------------------------
-class _Scanner:
-    """Splits a command line into simple commands (lists of words), recursing into `$(...)`,
-    backquotes and process substitutions; raises ParseError on what bash would reject."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.commands: list[list[str]] = []
-
-    def scan(self, start: int = 0, closing: str = "") -> int:
-        """Scan from `start` until `closing` (")" for a nested list) or the end; return the index after it."""
-        text, i = self.text, start
-        words: list[str] = []
-        word, in_word = "", False
-        expect_target = False  # a redirection wants its file next
-        need_command = False  # after | && || a command must follow
-        test = False  # inside [[ ... ]]: operators are words
-        stack: list[str] = []
-
-        def end_word():
-            nonlocal word, in_word, expect_target, test
-            if in_word:
-                if expect_target:
-                    expect_target = False
-                else:
-                    words.append(word)
-                    if word == "[[":
-                        test = True
-                    elif word == "]]":
-                        test = False
-            word, in_word = "", False
-
-        def end_command(operator: str):
-            nonlocal words, need_command
-            end_word()
-            if expect_target:
-                raise ParseError("a redirection has no target")
-            if words:
-                self._structure(words, stack)
-                self.commands.append(words)
-            elif operator != "\n" or need_command:
-                raise ParseError(f"'{operator}' has no command before it" if operator != "\n"
-                                 else "an operator has no command after it")
-            words = []
-            need_command = operator in ("|", "||", "&&", "|&")
-
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                word, in_word, i = word + text[i + 1:i + 2], True, i + 2
-            elif text.startswith("{{", i) and "}}" in text[i:]:  # a tldr placeholder: {{a|b}} is not a pipe
-                end = text.index("}}", i) + 2
-                word, in_word, i = word + text[i:end], True, end
-            elif c == "'":
-                end = text.find("'", i + 1)
-                if end < 0:
-                    raise ParseError("unclosed quote")
-                word, in_word, i = word + text[i + 1:end], True, end + 1
-            elif c == '"':
-                end = self._double_quoted(i + 1)
-                inner = text[i + 1:end - 1]
-                expands = "$" in inner or "`" in inner  # "$" marks a word we cannot judge
-                word, in_word, i = word + ("$" if expands else inner.replace("\\", "")), True, end
-            elif c == "`":
-                end = self._backquote_end(i + 1)
-                self._nested(text[i + 1:end])
-                word, in_word, i = word + "$", True, end + 1
-            elif c == "$" and text.startswith("$((", i):
-                i = self._balanced(i + 3, "(", ")", 2)
-                word, in_word = word + "$", True
-            elif c == "$" and text.startswith("$(", i):
-                i = self.scan(i + 2, ")")
-                word, in_word = word + "$", True
-            elif c == "$" and text.startswith("${", i):
-                i = self._balanced(i + 2, "{", "}", 1)
-                word, in_word = word + "$", True
-            elif c == "$" and text.startswith("$'", i):
-                i = self._ansi_c_end(i + 2)
-                word, in_word = word + "$", True
-            elif c in "<>" and text.startswith("(", i + 1):
-                i = self.scan(i + 2, ")")
-                word, in_word = word + "$", True
-            elif test and c in "<>&|()":
-                word, in_word, i = word + c, True, i + 1
-            elif c in "<>" or (c == "&" and text.startswith(">", i + 1)):
-                if not (in_word and word.isdigit()):
-                    end_word()
-                word, in_word = "", False
-                if expect_target:
-                    raise ParseError("a redirection has no target")
-                i += 1
-                while i < len(text) and (text[i] in "<>&" or text[i] == "|" and text[i - 1] == ">"):
-                    i += 1
-                expect_target = True
-            elif c in "|&;":
-                op = text[i:i + 2] if text[i:i + 2] in ("||", "&&", "|&", ";;") else c
-                if op == ";;":
-                    raise ParseError("';;' outside case")
-                end_command(op)
-                i += len(op)
-            elif c == "\n":
-                end_command("\n")
-                i += 1
-            elif c == "(" and not in_word and _leaders_only(words) and text.startswith("((", i):
-                i = self._balanced(i + 2, "(", ")", 2)
-                words = words + ["(("]  # arithmetic: no program in it
-            elif c == "(":
-                end_word()
-                if _leaders_only(words) and not expect_target:
-                    i = self.scan(i + 1, ")")
-                    words = words + ["("]  # a subshell: its commands were recorded; it stands as one word here
-                elif len(words) == 1 and text[i + 1:].lstrip().startswith(")"):
-                    i = text.index(")", i) + 1  # name() { ...; }: a function definition
-                    words = ["function"]
-                    self._structure(words, stack)
-                    self.commands.append(words)
-                    words = []
-                else:
-                    raise ParseError("unexpected '('")
-            elif c == ")":
-                if closing != ")":
-                    raise ParseError("unbalanced ')'")
-                end_command("\n")
-                if stack:
-                    raise ParseError(f"'{stack[-1]}' is missing")
-                return i + 1
-            elif c in " \t":
-                end_word()
-                i += 1
-            elif c == "#" and not in_word:
-                end = text.find("\n", i)
-                i = len(text) if end < 0 else end
-            else:
-                word, in_word, i = word + c, True, i + 1
-        if closing:
-            raise ParseError(f"unclosed '{closing}'")
-        end_command("\n")
-        if stack:
-            raise ParseError(f"'{stack[-1]}' is missing")
-        return i
-
-    def _nested(self, text: str) -> None:
-        inner = _Scanner(text)
-        inner.scan()
-        self.commands += inner.commands
-
-    @staticmethod
-    def _structure(words: list[str], stack: list[str]) -> None:
-        """Track if/fi, do/done and { } across the simple commands of one list."""
-        for word in _reserved_prefix(words):
-            if word in _OPENERS:
-                stack.append(_OPENERS[word])
-            elif word in _CLOSERS:
-                if not stack or stack.pop() != word:
-                    raise ParseError(f"unexpected '{word}'")
-
-    def _double_quoted(self, i: int) -> int:
-        text = self.text
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-            elif c == '"':
-                return i + 1
-            elif text.startswith("$((", i):
-                i = self._balanced(i + 3, "(", ")", 2)
-            elif text.startswith("$(", i):
-                i = self.scan(i + 2, ")")
-            elif text.startswith("${", i):
-                i = self._balanced(i + 2, "{", "}", 1)
-            elif c == "`":
-                end = self._backquote_end(i + 1)
-                self._nested(text[i + 1:end])
-                i = end + 1
-            else:
-                i += 1
-        raise ParseError("unclosed quote")
-
-    def _backquote_end(self, i: int) -> int:
-        while i < len(self.text):
-            if self.text[i] == "\\":
-                i += 2
-            elif self.text[i] == "`":
-                return i
-            else:
-                i += 1
-        raise ParseError("unclosed '`'")
-
-    def _ansi_c_end(self, i: int) -> int:
-        while i < len(self.text):
-            if self.text[i] == "\\":
-                i += 2
-            elif self.text[i] == "'":
-                return i + 1
-            else:
-                i += 1
-        raise ParseError("unclosed quote")
-
-    def _balanced(self, i: int, open_: str, close: str, depth: int) -> int:
-        """The index after the `depth` closers that balance what was opened (quotes respected)."""
-        text, level = self.text, depth
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-                continue
-            if c in "'\"":
-                end = text.find(c, i + 1)
-                if end < 0:
-                    raise ParseError("unclosed quote")
-                i = end + 1
-                continue
-            if c == open_:
-                level += 1
-            elif c == close:
-                level -= 1
-                if level == 0:
-                    return i + 1
-            i += 1
-        raise ParseError(f"unclosed '{open_}'")
+def _parse(source: bytes):
+    """The tree-sitter tree of `source`; one parser per process, built on first use (parsers must
+    not parse for two threads at once: the lock costs well under a microsecond)."""
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            _parser = Parser(Language(tree_sitter_bash.language()))
+        return _parser.parse(source)
 
 
-def _leaders_only(words: list[str]) -> bool:
-    """Nothing but reserved words so far (`if`, `!`, ...): a command may start here."""
-    return all(word in _LEADERS for word in words)
-
-
-def _reserved_prefix(words: list[str]) -> list[str]:
-    """The reserved words a simple command starts with (`if ! {` ...), or its closer (`done`, `fi`)."""
-    out = []
-    for word in words:
-        if word in _LEADERS or word in _CLOSERS:
-            out.append(word)
-            if word in _CLOSERS:
-                break
-        else:
-            break
-    return out
+_parser = None
+_parser_lock = threading.Lock()
 
 
 def simple_commands(line: str) -> list[list[str]]:
-    """The simple commands of a command line (nested ones included), each a list of its words;
-    raises ParseError where bash would refuse the line."""
-    if _CASE.search(line):
-        _Scanner(line.replace("(", " ").replace(")", " ").replace(";;", ";")).scan()  # quotes only
-        return []
-    scanner = _Scanner(line)
-    scanner.scan()
-    return scanner.commands
+    """The simple commands of a command line (nested ones included), each a list of its words
+    (leading assignments included; a word with an expansion holds "$"); raises ParseError where
+    bash would refuse the line."""
+    source = line.encode()
+    # A tldr placeholder is one word whatever it holds ({{a|b}} is no pipe): parse a same-length mask.
+    tree = _parse(_PLACEHOLDER.sub(lambda m: b"_" * len(m[0]), source))
+    if tree.root_node.has_error:
+        raise ParseError(_error_reason(tree.root_node, source))
+    commands: list[list[str]] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        kind = node.type
+        if kind in _SIMPLE:
+            name = node.child_by_field_name("name")
+            if name is not None and name.text in _MISPLACED:  # tree-sitter takes a stray `fi` for a command
+                raise ParseError(f"unexpected '{name.text.decode()}'")
+            commands.append([_word(child, source) for child in node.children if not child.type.endswith("_redirect")])
+        elif kind == "variable_assignment" and node.parent.type not in _SIMPLE:  # `A=1` alone
+            commands.append([_word(node, source)])
+        elif kind == ";;" and node.parent.type != "case_item":
+            raise ParseError("';;' outside case")
+        stack.extend(reversed(node.children))
+    return commands
+
+
+def _word(node, source: bytes) -> str:
+    """A word as bash passes it on: quotes and backslashes removed, "$" for what expands."""
+    kind = node.type
+    if kind in _EXPANSIONS:
+        return "$"
+    if kind == "string" and any(child.type in _EXPANSIONS for child in node.children):
+        return "$"
+    text = source[node.start_byte:node.end_byte].decode()
+    if kind == "raw_string":
+        return text[1:-1]
+    if kind in ("word", "string"):
+        return _ESCAPE.sub(r"\1", text[1:-1] if kind == "string" else text)
+    if node.child_count:  # a concatenation, an assignment, a command's name
+        return "".join(_word(child, source) for child in node.children)
+    return text
+
+
+def _error_reason(root, source: bytes) -> str:
+    """Where the first error of the tree is, in a few words."""
+    node = root
+    while not (node.type == "ERROR" or node.is_missing):
+        node = next(child for child in node.children if child.has_error or child.is_missing)
+    error_end = node.end_byte
+    while node.child_count:
+        node = node.children[0]
+    line = source[:node.start_byte].decode(errors="replace").split("\n")
+    where = f"column {len(line[-1]) + 1}" + (f" of line {len(line)}" if len(line) > 1 else "")
+    if node.is_missing:
+        return f"a word is missing near {where}" if node.is_named else f"'{node.type}' is missing near {where}"
+    if node.end_byte < error_end >= len(source.rstrip()):  # the rest of the line is in the error
+        return f"unfinished near {where}"
+    return f"unexpected '{source[node.start_byte:node.end_byte].decode(errors='replace')}' near {where}"
 
 
 def programs_of(words: list[str]) -> list[str]:
     """Every program a simple command names: `sudo -u bob nice -n 5 tar ...` -> sudo, nice, tar."""
     i, out = 0, []
-    while i < len(words) and (words[i] in _LEADERS or words[i] in _CLOSERS):
-        i += 1
-    if i < len(words) and words[i] in _NO_PROGRAM:
-        return out
     while i < len(words):
         word = words[i]
         if _ASSIGNMENT.match(word) and not out:
             i += 1
             continue
-        if word in ("(", "((") or word.startswith("(("):
-            return out
         out.append(word)
         if word not in _WRAPPERS:
             return out
@@ -414,7 +238,7 @@ _path = _Path()
 
 def program_problem(name: str, known: Container[str]) -> str | None:
     """None when `name` runs here; NOT_INSTALLED when known but missing; "unknown" when invented."""
-    if not _plain_name(name) or name in _LEADERS or name in _CLOSERS or name in _NO_PROGRAM:
+    if not _plain_name(name):
         return None
     if _path.has(name):
         return None

@@ -51,11 +51,40 @@ def test_builtins_keywords_wrappers_and_paths_are_not_programs_to_find():
 
 
 @pytest.mark.parametrize("line", ['echo "abc', "ls |", "| grep x", "ls && && ls", "echo $(ls", "ls )",
-                                  "if true; then ls", "cat <(sort a) >", "ls; ; ls", "echo `ls"])
+                                  "if true; then ls", "cat <(sort a) >", "ls; ; ls", "echo `ls", "fi", "ls ;;",
+                                  "case x in a) ls;;", "ls 2>"])
 def test_unparseable_candidates_are_dropped(line):
     with pytest.raises(ParseError):
         simple_commands(line)
     assert check_candidates([Candidate(line, -0.1), Candidate("ls", -0.2)])[0].command == "ls"
+
+
+def test_a_parse_error_says_where_in_one_line():
+    with pytest.raises(ParseError, match=r"^unexpected '&&' near column 4$"):
+        simple_commands("ls && && ls")
+    with pytest.raises(ParseError, match=r"^'\)' is missing near column 10$"):
+        simple_commands("echo $(ls")
+
+
+def test_words_are_what_bash_passes_on_and_nested_commands_are_found():
+    assert simple_commands('FOO="a b" sudo -u bob tar xf "$f" \'x y\' c\\ d $(ls -l) 2> err') == [
+        ["FOO=a b", "sudo", "-u", "bob", "tar", "xf", "$", "x y", "c d", "$"], ["ls", "-l"]]
+    assert simple_commands("(cd a && `pwd`) | { grep x; }") == [["cd", "a"], ["$"], ["pwd"], ["grep", "x"]]
+
+
+@pytest.mark.parametrize("line, words", [
+    ("tar xf {{path/to/file.tar}}", [["tar", "xf", "{{path/to/file.tar}}"]]), ("{{a|b}}", [["{{a|b}}"]]),
+    ("ls {{-a|--all}} {{path/to a file}}", [["ls", "{{-a|--all}}", "{{path/to a file}}"]])])
+def test_tldr_placeholders_are_one_word(line, words):
+    assert simple_commands(line) == words
+
+
+def test_case_statements_and_heredocs_parse():
+    assert simple_commands('case "$1" in -h|--help) grep x f;; *) parar "$1";; esac') == [
+        ["grep", "x", "f"], ["parar", "$"]]
+    assert simple_commands("cat > notes <<EOF\nhi there\nEOF") == [["cat"]]  # the body runs nothing
+    out = check_candidates([Candidate("case $x in a) parar;; esac", -0.1), Candidate("case $x in a) ls;; esac", -0.2)])
+    assert commands(out) == ["case $x in a) ls;; esac"]
 
 
 def test_the_users_own_answers_are_never_dropped_and_stay_first():
