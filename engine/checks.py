@@ -2,11 +2,13 @@
 
 - What is not a command is cleaned (a markdown fence, a list number, a `$ ` or `# ` prompt, quotes
   around the whole line) or dropped when nothing is left.
-- The line must parse as bash: tree-sitter-bash builds its syntax tree (~17 µs a line) and flags
-  unclosed quotes and substitutions, unfinished `if`/`for`/`case`, an operator without its command, a
-  redirection without its target; the simple commands are found anywhere in the tree (`$(...)`,
-  backquotes, `<(...)`, subshells, loop and `case` bodies). Not `bash -n`: a process per candidate
-  costs milliseconds, and a persistent bash would have to execute model output to parse it.
+- The line must parse as bash. tree-sitter-bash, a maintained grammar of all of bash (`case`, heredocs,
+  every compound command), builds its syntax tree and flags unclosed quotes and substitutions,
+  unfinished `if`/`for`/`case`, an operator without its command, a redirection without its target; the
+  simple commands are found anywhere in the tree (`$(...)`, backquotes, `<(...)`, subshells, loop and
+  `case` bodies). About 15-25 µs a line, the walk over the tree included.
+  Not `bash -n`: a process per candidate costs milliseconds, and a persistent bash would have to execute
+  model output to parse it.
 - Every simple command's program (through `sudo`, `env`, `xargs`, ... and assignments) must be a
   shell builtin or keyword, a path, an executable on PATH, or a utility known from training data or
   the example index. Unknown ones (invented by the model) are dropped; known but missing ones are kept
