@@ -1,6 +1,7 @@
 """Fuzz a real daemon on its Unix socket from several clients at once, and say what held.
 
-    python -m shell.fuzz --requests 10000 --clients 6 [--stallers 3] [--model FILE] [--seed 0] [--json]
+    tinyllm bench fuzz --requests 10000 --clients 6 [--stallers 3] [--model FILE] [--seed 0] [--json]
+    (or python -m shell.fuzz ...)
 
 Starts `tinyllm serve` in a throwaway TINYLLM_HOME (nothing of the user's is touched) and sends random
 and truncated bodies, invalid UTF-8, wrong content types and lengths, huge headers, deep JSON, random
@@ -311,15 +312,17 @@ def _tinyllm() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "tinyllm_tui.cli"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shell.fuzz", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--stallers", type=int, default=3)
     parser.add_argument("--model", help="checkpoint the daemon answers with (default: the bundled model)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+
+
+def bench(args) -> int:
+    """Fuzz a daemon of its own, print the figures; 0 when everything held (see held), else 1."""
     home = Path(tempfile.mkdtemp(prefix="tl-fuzz-", dir="/tmp"))
     socket_path = home / "run" / "daemon.sock"
     log = open(home / "serve.log", "wb")
@@ -344,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in result.items():
             print(f"{key:>18}: {value}")
     return 0 if held(result) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shell.fuzz", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return bench(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from engine.tokenizer import Tokenizer
 
 from .anchoring import L2SP
 from .batches import PairBatches
-from .config import TrainConfig
+from .config import TrainConfig, UpdateConfig
 from .data.augment import request_variants
 from .data.records import Pair
 from .errors import TrainingError
@@ -47,30 +47,6 @@ log = logging.getLogger("tinyllm.training.continual")
 LOCK_NAME = "update.lock"
 VARIANTS_PER_CORRECTION = 4  # the request as written plus light rewrites (case, final period)
 MAX_BATCH = 32  # a mix larger than this is fed in shuffled batches instead of all at once
-
-
-@dataclass
-class UpdateConfig:
-    """Defaults measured on the nano test model (tests/conftest.py) with 1, 3 and 8 corrections and a run
-    of 6 updates in a row: 60 steps learn 7 of 8 corrections where 40 learn half, lr 1e-4 learns nothing;
-    replay 0 / 2 drops the base set to 0.3 / 0.9; the 6 updates in a row were all accepted with anchor 0.03
-    and replay 16, where anchor 0.01 or replay 8 each lost a base pair once (rejected); anchor 1.0 stops
-    the learning."""
-    steps: int = 60
-    lr: float = 1e-3
-    anchor: float = 0.03  # L2-SP strength; 0 = off
-    replay: int = 16  # replay pairs mixed in per correction
-    seed: int = 0
-    delta: float = 0.01  # the new-examples score must rise by at least this
-    epsilon: float = 0.02  # the base score may fall by at most this
-
-    def check(self) -> None:
-        if self.steps < 1:
-            raise TrainingError("--steps must be at least 1")
-        if not self.lr > 0:
-            raise TrainingError("--lr must be positive")
-        if self.anchor < 0 or self.replay < 0 or self.epsilon < 0:
-            raise TrainingError("--anchor, --replay and --epsilon must not be negative")
 
 
 @dataclass

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from engine.errors import EngineError
-from engine.generate import DecodeOptions, Engine
+from engine.examples import Example, ExampleIndex
+from engine.feedback import FeedbackStore
+from engine.generate import Candidate, DecodeOptions, Engine
 from tests.conftest import PAIRS
 
 
@@ -92,3 +94,57 @@ def test_stream_sends_a_character_spread_over_byte_tokens_once(tiny_model, tiny_
     pieces = list(engine.stream("list files"))
     assert "".join(pieces) == "ls é" and pieces[-1] == "é"
     assert not any("\ufffd" in piece for piece in pieces)
+
+
+# -- the lookup's commands in the places of candidates the checks drop (Engine.with_known) ----------
+
+INDEX = [Example("list files", "ls -la", "tldr"), Example("list all files", "ls -a", "tldr"),
+         Example("list files by size", "ls -lS", "tldr"), Example("list files with a prompt", "$ ls -1", "tldr"),
+         Example("list files in a broken pipe", "ls -la |", "tldr"), Example("show disk usage", "df -h", "tldr")]
+# What the model might say for "list files": one good command, scored below what the model gives the
+# lookup's commands (they must still come after it), and two the checks drop (an invented program, a
+# command that does not parse).
+DECODED = [Candidate("ls -la", -9.0), Candidate("frobnicate --all", -9.1), Candidate("ls -la |", -9.2)]
+
+
+def index_engine(tiny_model, tiny_tokenizer, **options) -> Engine:
+    return Engine(tiny_model, tiny_tokenizer, options=DecodeOptions(**options), index=ExampleIndex(INDEX))
+
+
+def test_the_lookup_fills_the_places_the_checks_free(tiny_model, tiny_tokenizer):
+    engine = index_engine(tiny_model, tiny_tokenizer)
+    out = engine.with_known("list files", DECODED, 3)
+    assert out[0] == Candidate("ls -la", -9.0)  # the model's survivor first
+    assert {c.command for c in out[1:]} == {"ls -a", "ls -lS"} and all(c.source == "example" for c in out[1:])
+    scores = dict(zip(["ls -a", "ls -lS"], engine.score_commands("list files", ["ls -a", "ls -lS"])))
+    assert [c.score for c in out[1:]] == sorted(scores.values(), reverse=True) == [scores[c.command] for c in out[1:]]
+
+
+def test_the_filled_commands_are_checked_and_never_repeat_one(tiny_model, tiny_tokenizer):
+    engine = index_engine(tiny_model, tiny_tokenizer)
+    out = engine.with_known("list files", DECODED, 6)
+    commands = [c.command for c in out]
+    # "ls -la |" from the index is dropped like the model's; "$ ls -1" is cleaned; "ls -la" comes once.
+    assert commands[0] == "ls -la" and sorted(commands[1:]) == ["ls -1", "ls -a", "ls -lS"]
+    assert next(c for c in out if c.command == "ls -1").checks == ("cleaned: prompt",)
+    # A filled command that cleans to one already shown does not come twice.
+    out = engine.with_known("list files", [Candidate("ls -1", -9.0), *DECODED[1:]], 6)
+    assert sorted(c.command for c in out) == sorted(["ls -1", "ls -la", "ls -a", "ls -lS"])
+
+
+def test_the_users_corrections_stay_first_when_the_lookup_fills(tiny_model, tiny_tokenizer, tinyllm_home):
+    engine = index_engine(tiny_model, tiny_tokenizer)
+    store = FeedbackStore(tinyllm_home / "feedback.db")
+    store.accept(store.add_correction("list files", "ls -la", "ls -lah", "cli"))
+    engine.index.attach_feedback(tinyllm_home / "feedback.db")
+    out = engine.with_known("list files", DECODED, 4)
+    assert (out[0].command, out[0].source) == ("ls -lah", "your correction #1")
+    assert out[1].command == "ls -la" and {c.source for c in out[2:]} == {"example"}
+    commands = [c.command for c in out]
+    assert len(out) == 4 and len(set(commands)) == 4  # the correction, also a neighbour now, comes once
+
+
+def test_without_checks_nothing_is_dropped_or_filled(tiny_model, tiny_tokenizer):
+    engine = index_engine(tiny_model, tiny_tokenizer, checks=False)
+    assert engine.with_known("list files", DECODED, 3) == DECODED
+    assert engine.with_known("list files", DECODED[:1], 3) == DECODED[:1]

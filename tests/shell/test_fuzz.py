@@ -1,4 +1,4 @@
-"""A real daemon under a few hundred hostile requests from several clients (python -m shell.fuzz runs many more)."""
+"""A real daemon under a few hundred hostile requests from several clients (`tinyllm bench fuzz` sends many more)."""
 import json
 
 import pytest

@@ -9,13 +9,13 @@ import torch
 
 from engine.checkpoint import load_checkpoint
 from tests.training.test_trainer import _trainer
-from training import fault_bench
+from training import faults
 from training.errors import TrainingError
 from training.shards import ShardWriter
 
 
 def test_kills_inside_checkpoint_writes_resume_to_the_uninterrupted_weights():
-    result = fault_bench.run(["mid-write", "before-rename"], steps=12, every=2, seed=3)
+    result = faults.run(["mid-write", "before-rename"], steps=12, every=2, seed=3)
     assert result["kills"] == 2 and result["restarts"] == 2
     assert result["unloadable_after_kill"] == 0 and result["wrong_resume_steps"] == 0
     assert result["weights_identical"]

@@ -59,6 +59,36 @@ async def test_suggest_streams_candidates_best_first(tiny_checkpoint):
         assert all(s.elapsed_ms and s.elapsed_ms > 0 for s in panel.history)
 
 
+async def test_one_request_decodes_with_one_engine(tinyllm_home):
+    """The compiled engine replacing the panel's engine mid-request: the request finishes on the one it began with."""
+    from engine.generate import Candidate
+
+    class NamedEngine:
+        def __init__(self, name, during_search=lambda: None):
+            self.name, self.during_search = name, during_search
+
+        def beam_search(self, requests, width, n, max_new_tokens):
+            self.during_search()
+            yield [[Candidate(f"echo {self.name}", -0.1)]]
+
+        def with_known(self, request, candidates, n):
+            return [*candidates, Candidate(f"echo {self.name} known", -0.5, "example")]
+
+        def neighbours(self, request):
+            return []
+
+    app = TinyLLMApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        panel = app.query_one(SuggestPanel)
+        compiled = NamedEngine("compiled")
+        panel.engine = NamedEngine("eager", lambda: setattr(panel, "engine", compiled))
+        await ask(app, pilot, "say hi")
+        assert [item.command for item in app.query(CandidateItem)] == ["echo eager", "echo eager known"]
+        await ask(app, pilot, "say hi again")
+        assert [item.command for item in app.query(CandidateItem)] == ["echo compiled", "echo compiled known"]
+
+
 async def test_destructive_candidates_carry_a_worded_badge():
     from tinyllm_tui.widgets.suggest import candidate_text
 

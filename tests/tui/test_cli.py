@@ -78,3 +78,31 @@ def test_train_flags_default_to_the_train_config():
         assert _config(build_parser().parse_args(["train", phase, *data]), phase) == TrainConfig(phase=phase)
     args = build_parser().parse_args(["train", "sft", "--grad-accum", "4", "--no-bf16", "--compile", "--min-lr-ratio", "0"])
     assert _config(args, "sft") == TrainConfig(grad_accum=4, bf16=False, compile=True, min_lr_ratio=0.0)
+
+
+def test_bench_fuzz_runs_the_fuzzer_with_its_options(tiny_checkpoint, tinyllm_home):
+    result = tinyllm("bench", "fuzz", "--model", str(tiny_checkpoint), "--requests", "20", "--clients", "2",
+                     "--stallers", "0", "--seed", "1", "--json", home=tinyllm_home)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert (figures["requests"], figures["clients"], figures["stallers"]) == (20, 2, 0)
+    assert figures["outcomes"]["normal_ok"] == 2 and figures["daemon_alive"]
+
+
+def test_bench_faults_passes_its_options_through(monkeypatch, capsys):
+    from tinyllm_tui.cli import main
+    from training import faults
+
+    calls = []
+
+    def fake_run(plan, steps, every, seed):
+        calls.append((len(plan), steps, every, seed))
+        return {"weights_identical": identical, "wrong_resume_steps": 0, "unloadable_after_kill": 0}
+
+    monkeypatch.setattr(faults, "run", fake_run)
+    identical = True
+    assert main(["bench", "faults", "--kills", "3", "--steps", "6", "--every", "2", "--seed", "4", "--json"]) == 0
+    assert calls == [(3, 6, 2, 4)] and json.loads(capsys.readouterr().out)["weights_identical"] is True
+    identical = False
+    assert main(["bench", "faults", "--kills", "1"]) == 1  # different weights: the bench failed
+    assert "weights_identical: False" in capsys.readouterr().out

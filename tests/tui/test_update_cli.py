@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ from engine.feedback import FeedbackStore
 from engine.store import ModelStore
 from tinyllm_tui import cli
 from tinyllm_tui.commands import update
+from tinyllm_tui.commands.common import config_from_args
+from training.config import UpdateConfig
 
 KEYS = {"decision", "new_delta", "base_delta", "version", "corrections"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,14 +84,13 @@ def test_bad_option_exits_2(tinyllm):
     assert (code, out) == (2, "") and err == "tinyllm: --steps must be at least 1\n"
 
 
-def test_help_shows_the_real_defaults():
-    from training.continual import UpdateConfig
-
+def test_flags_default_to_the_update_config():
     subparsers = argparse.ArgumentParser().add_subparsers()
     update.register(subparsers)
-    helps = {a.dest: a.help for a in subparsers.choices["update"]._actions}
-    for field in fields(UpdateConfig):
-        assert helps[field.name].endswith(f"({field.default})"), field.name
+    parser = subparsers.choices["update"]
+    assert config_from_args(UpdateConfig, parser.parse_args([])) == UpdateConfig()
+    args = parser.parse_args(["--steps", "5", "--lr", "0.5", "--delta", "0.1", "--seed", "3"])
+    assert config_from_args(UpdateConfig, args) == UpdateConfig(steps=5, lr=0.5, delta=0.1, seed=3)
 
 
 def test_two_processes_at_once_make_one_version(tinyllm, tinyllm_home):

@@ -1,8 +1,13 @@
-"""`tinyllm bench decode|train|shell|index`: benchmarks that print numbers (JSON with --json)."""
+"""`tinyllm bench decode|train|shell|index|fuzz|faults`: benchmarks that print numbers (JSON with --json)."""
+from shell import fuzz
+from training import fault_bench
+
 from .common import print_json, setup_torch
 
+
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="benchmarks: decode speed, training speed, shell latency, example index")
+    p = subparsers.add_parser("bench", help="benchmarks: decode speed, training speed, shell latency, example index, "
+                                          "daemon fuzzing, training faults")
     sub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
     decode = sub.add_parser("decode", help="KV-cache decode vs recomputing the sequence")
     source = decode.add_mutually_exclusive_group()
@@ -35,6 +40,12 @@ def register(subparsers) -> None:
     index.add_argument("--queries", type=int, default=1000)
     index.add_argument("--json", action="store_true")
     index.set_defaults(func=run_index)
+    for name, module, help in (
+            ("fuzz", fuzz, "hostile requests from several clients to a throwaway daemon: what held (minutes)"),
+            ("faults", fault_bench, "kill -9 a tiny training job and resume it, again and again: same weights?")):
+        bench = sub.add_parser(name, help=help, description=module.__doc__.splitlines()[0])
+        module.add_arguments(bench)
+        bench.set_defaults(func=module.bench)
 
 
 def run_index(args) -> int:

@@ -1,11 +1,34 @@
 """Small helpers shared by the commands."""
 import json
 import sys
+from dataclasses import fields
 
 
 def print_json(value) -> None:
     json.dump(value, sys.stdout, indent=None, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def add_config_flags(p, config: type, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of the settings dataclass `config` (metadata "help"), default and help taken from
+    it: --batch-size N, --no-bf16, --compile."""
+    for setting in fields(config):
+        if setting.name in skip:
+            continue
+        flag, help = setting.name.replace("_", "-"), setting.metadata["help"]
+        if isinstance(setting.default, bool):
+            if setting.default:
+                p.add_argument(f"--no-{flag}", dest=setting.name, action="store_false", help=f"turn off {help}")
+            else:
+                p.add_argument(f"--{flag}", action="store_true", help=help)
+        else:
+            p.add_argument(f"--{flag}", type=type(setting.default), default=setting.default,
+                           help=f"{help} (default: %(default)s)")
+
+
+def config_from_args(config: type, args, **fixed):
+    """The `config` dataclass from the flags add_config_flags made; `fixed` sets the skipped fields."""
+    return config(**fixed, **{s.name: getattr(args, s.name) for s in fields(config) if s.name not in fixed})
 
 
 def model_path(path: str | None):

@@ -1,9 +1,7 @@
 """`tinyllm train tokenizer|pretrain|sft|recipe`: thin wrappers over training.pipeline."""
-from dataclasses import fields
-
 from training.config import TrainConfig
 
-from .common import setup_torch
+from .common import add_config_flags, config_from_args, setup_torch
 
 
 def _add_model_args(p) -> None:
@@ -15,19 +13,7 @@ def _add_model_args(p) -> None:
 
 
 def _add_loop_args(p) -> None:
-    """One flag per TrainConfig field, default and help taken from it: --batch-size N, --no-bf16, --compile."""
-    for setting in fields(TrainConfig):
-        if setting.name == "phase":
-            continue
-        flag, help = setting.name.replace("_", "-"), setting.metadata["help"]
-        if isinstance(setting.default, bool):
-            if setting.default:
-                p.add_argument(f"--no-{flag}", dest=setting.name, action="store_false", help=f"turn off {help}")
-            else:
-                p.add_argument(f"--{flag}", action="store_true", help=help)
-        else:
-            p.add_argument(f"--{flag}", type=type(setting.default), default=setting.default,
-                           help=f"{help} (default: %(default)s)")
+    add_config_flags(p, TrainConfig, skip=("phase",))
     p.add_argument("--run-dir", help="where the run keeps its files (default: a new folder under the data dir)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--name", default="", help="a name for the model")
@@ -65,7 +51,7 @@ def register(subparsers) -> None:
 
 
 def _config(args, phase: str) -> TrainConfig:
-    return TrainConfig(phase=phase, **{s.name: getattr(args, s.name) for s in fields(TrainConfig) if s.name != "phase"})
+    return config_from_args(TrainConfig, args, phase=phase)
 
 
 def _choice(args):

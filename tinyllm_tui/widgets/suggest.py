@@ -151,7 +151,8 @@ class SuggestPanel(Vertical):
         request = event.value.strip()
         if not request:
             return
-        if self.engine is None:
+        engine = self.engine  # read once: a compiled engine may replace it while this request decodes
+        if engine is None:
             self.notify(self.model_note, severity="warning")
             return
         event.input.clear()  # ready for the next request; this one is in the history
@@ -161,16 +162,16 @@ class SuggestPanel(Vertical):
         self._show_examples([])
         self.query_one("#suggest-status", Static).update(f"thinking… “{request}”")
         self._refresh_history()
-        self.decode(self.current.request_id, request)
+        self.decode(engine, self.current.request_id, request)
 
     @work(thread=True, exclusive=True, group="suggest", exit_on_error=False)
-    def decode(self, request_id: int, request: str) -> None:
+    def decode(self, engine, request_id: int, request: str) -> None:
         worker = get_current_worker()
         start = last_shown = clock()
         candidates = []
         try:
-            for step in self.engine.beam_search([request], width=self.beam_width, n=self.n_candidates,
-                                                max_new_tokens=self.max_new_tokens):
+            for step in engine.beam_search([request], width=self.beam_width, n=self.n_candidates,
+                                           max_new_tokens=self.max_new_tokens):
                 if worker.is_cancelled:
                     return
                 candidates = step[0]
@@ -178,8 +179,8 @@ class SuggestPanel(Vertical):
                 if clock() - last_shown >= STREAM_INTERVAL_S:
                     last_shown = clock()
                     self.post_message(CandidatesStreamed(request_id, candidates))
-            candidates = self.engine.with_known(request, candidates, self.n_candidates)
-            examples = self.engine.neighbours(request)
+            candidates = engine.with_known(request, candidates, self.n_candidates)
+            examples = engine.neighbours(request)
         except EngineError as e:
             self.post_message(SuggestionFailed(request_id, str(e)))
             return
