@@ -301,7 +301,7 @@ class Engine:
             return out[:n]
         known = self.index.utilities() if self.index is not None else frozenset()
         out = check_candidates(out, known)
-        if len(out) < n:  # the checks dropped some: the lookup's commands take their places, after the model's
+        if len(out) < n:  # the checks dropped some (or the beam had few): the lookup's commands fill in, after the model's
             have = {c.command for c in out}
             extra = [c for c in self.lookup(request, n) if c not in have]
             scored = [Candidate(c, s, "example") for c, s in zip(extra, self.score_commands(request, extra))]
