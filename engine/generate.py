@@ -8,6 +8,7 @@ command (temperature / top-k / top-p) and yields its text as it grows.
 import copy
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
@@ -299,7 +300,9 @@ class Engine:
         out += [c for c in candidates if c.command not in seen]
         if not self.options.checks:
             return out[:n]
-        known = self.index.utilities() if self.index is not None else frozenset()
+        # A program the request names is the user's word, not the model's invention (`npm-why`).
+        known = set(re.findall(r"[\w.+-]+", request))
+        known |= self.index.utilities() if self.index is not None else frozenset()
         out = check_candidates(out, known)
         if len(out) < n:  # the checks dropped some (or the beam had few): the lookup's commands fill in, after the model's
             have = {c.command for c in out}

@@ -57,3 +57,12 @@ def test_plain_requests_get_a_valid_command(engine, request_text):
     assert best and "\n" not in best
     assert shlex.split(best, posix=True)[0].split("/")[-1] in KNOWN_UTILITIES, best
 
+
+
+def test_it_ships_its_example_index_and_uses_it(engine):
+    """The bundled model reads no examples (k = 0) but carries its training pairs' index: candidates the
+    checks drop are replaced by the lookup's commands, and the index names the utilities it knows."""
+    assert engine.retrieval.k == 0 and engine.index is not None and len(engine.index.examples) > 40_000
+    assert {"tar", "git", "ffmpeg"} <= engine.index.utilities()
+    out = engine.with_known("compress the logs folder into logs.tar.gz", [], 3)
+    assert len(out) == 3 and all(c.source == "example" for c in out) and out[0].command.split()[0] in KNOWN_UTILITIES

@@ -148,3 +148,10 @@ def test_without_checks_nothing_is_dropped_or_filled(tiny_model, tiny_tokenizer)
     engine = index_engine(tiny_model, tiny_tokenizer, checks=False)
     assert engine.with_known("list files", DECODED, 3) == DECODED
     assert engine.with_known("list files", DECODED[:1], 3) == DECODED[:1]
+
+
+def test_a_program_the_request_names_is_not_called_invented(tiny_model, tiny_tokenizer):
+    engine = index_engine(tiny_model, tiny_tokenizer)
+    kept = engine.with_known("show why a package is installed with frobnicate", DECODED[1:2], 1)
+    assert [(c.command, c.checks) for c in kept] == [("frobnicate --all", ("not installed: frobnicate",))]
+    assert "frobnicate --all" not in [c.command for c in engine.with_known("list files", DECODED, 3)]
