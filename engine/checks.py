@@ -10,8 +10,8 @@
   Not `bash -n`: a process per candidate costs milliseconds, and a persistent bash would have to execute
   model output to parse it.
 - Every simple command's program (through `sudo`, `env`, `xargs`, ... and assignments) must be a
-  shell builtin or keyword, a path, an executable on PATH, or a utility known from training data or
-  the example index. Unknown ones (invented by the model) are dropped; known but missing ones are kept
+  shell builtin or keyword, a path, an executable on PATH, a word of the request (the user's, not the
+  model's invention: `npm-why`), or a utility known from training data or the example index. Unknown ones (invented by the model) are dropped; known but missing ones are kept
   and marked "not installed".
 Duplicates (same words after whitespace is collapsed) merge; the rest are re-ranked: the user's own
 answers first, then installed before not installed, then by model score (a stable sort).
@@ -61,6 +61,7 @@ _PLACEHOLDER = re.compile(rb"\{\{.*?\}\}", re.S)
 _FENCE = re.compile(r"^```(?:bash|sh|shell|zsh|console|shell-session|text)?\s*|\s*```$")
 _LIST_MARK = re.compile(r"^(?:\d+[.)]|[-*•])\s+")
 _PROMPT = re.compile(r"^[$#]\s+")
+_REQUEST_WORD = re.compile(r"[\w.+-]+")  # a program name as a request may spell it
 _QUOTES = "\"'`"
 
 
@@ -214,17 +215,21 @@ class _Path:
     directories changes (a tool installed since is found on the next suggestion)."""
 
     def __init__(self):
+        self.dirs: list[str] = []
         self.key = None
         self.found: dict[str, bool] = {}
 
-    def has(self, name: str) -> bool:
-        dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
-        key = tuple((d, _mtime(d)) for d in dirs)
+    def refresh(self) -> None:
+        """Notice a changed PATH or PATH directory: once per list of candidates, not per program."""
+        self.dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+        key = tuple((d, _mtime(d)) for d in self.dirs)
         if key != self.key:
             self.key, self.found = key, {}
+
+    def has(self, name: str) -> bool:
         if name not in self.found:
             self.found[name] = any(os.access(os.path.join(d, name), os.X_OK)
-                                   and os.path.isfile(os.path.join(d, name)) for d in dirs)
+                                   and os.path.isfile(os.path.join(d, name)) for d in self.dirs)
         return self.found[name]
 
 
@@ -238,25 +243,28 @@ def _mtime(directory: str) -> int:
 _path = _Path()
 
 
-def program_problem(name: str, known: Container[str]) -> str | None:
-    """None when `name` runs here; NOT_INSTALLED when known but missing; "unknown" when invented."""
+def program_problem(name: str, known: Container[str], named: Container[str] = ()) -> str | None:
+    """None when `name` runs here; NOT_INSTALLED when known (or `named` by the request) but missing;
+    "unknown" when invented."""
     if not _plain_name(name):
         return None
     if _path.has(name):
         return None
-    if name in known or name in bundled_utilities():
+    if name in named or name in known or name in bundled_utilities():
         return NOT_INSTALLED
     return "unknown"
 
 
 # -- candidates ------------------------------------------------------------------------------------
-def check_candidates(candidates: list, known: Container[str] = frozenset()) -> list:
-    """The candidates a user should see, each with its `checks` notes, re-ranked (see the module doc).
-    `known`: utilities beyond the bundled list (the example index's). Candidates are the engine's
-    Candidate records (command, score, source, checks)."""
+def check_candidates(candidates: list, known: Container[str] = frozenset(), request: str = "") -> list:
+    """The candidates a user should see for `request`, each with its `checks` notes, re-ranked (see
+    the module doc). `known`: utilities beyond the bundled list (the example index's). Candidates are
+    the engine's Candidate records (command, score, source, checks)."""
+    _path.refresh()
+    named = frozenset(_REQUEST_WORD.findall(request))
     kept, seen = [], set()
     for candidate in candidates:
-        checked = check_candidate(candidate, known)
+        checked = _check_candidate(candidate, known, named)
         if checked is None:
             continue
         key = " ".join(checked.command.split())
@@ -273,7 +281,7 @@ def _rank(candidate) -> tuple:
     return (1, any(note.startswith(NOT_INSTALLED) for note in candidate.checks), -candidate.score)
 
 
-def check_candidate(candidate, known: Container[str] = frozenset()):
+def _check_candidate(candidate, known: Container[str], named: Container[str]):
     """`candidate` cleaned and annotated, or None when it is not a command a user could run."""
     user = _from_user(candidate)
     command, removed = strip_non_command(candidate.command)
@@ -289,7 +297,7 @@ def check_candidate(candidate, known: Container[str] = frozenset()):
     missing = []
     for words in commands:
         for program in programs_of(words):
-            problem = program_problem(program, known)
+            problem = program_problem(program, known, named)
             if problem == "unknown" and not user:
                 return None
             if problem and program not in missing:

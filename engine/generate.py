@@ -8,7 +8,6 @@ command (temperature / top-k / top-p) and yields its text as it grows.
 import copy
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
@@ -285,6 +284,10 @@ class Engine:
             scores.append(self._normalise(total, len(answer)))
         return scores
 
+    def known_utilities(self) -> frozenset[str]:
+        """The programs the candidate checks know from this model's example index (and the user's answers)."""
+        return self.index.utilities() if self.index is not None else frozenset()
+
     def with_known(self, request: str, candidates: list[Candidate], n: int) -> list[Candidate]:
         """The final list for `request`: the user's own answers for it first, then the model's
         candidates, joined (with `options.hybrid`) by the lookup's commands scored by the model;
@@ -300,15 +303,13 @@ class Engine:
         out += [c for c in candidates if c.command not in seen]
         if not self.options.checks:
             return out[:n]
-        # A program the request names is the user's word, not the model's invention (`npm-why`).
-        known = set(re.findall(r"[\w.+-]+", request))
-        known |= self.index.utilities() if self.index is not None else frozenset()
-        out = check_candidates(out, known)
+        known = self.known_utilities()
+        out = check_candidates(out, known, request)
         if len(out) < n:  # the checks dropped some (or the beam had few): the lookup's commands fill in, after the model's
             have = {c.command for c in out}
             extra = [c for c in self.lookup(request, n) if c not in have]
             scored = [Candidate(c, s, "example") for c, s in zip(extra, self.score_commands(request, extra))]
-            out += [c for c in check_candidates(scored, known) if c.command not in have]
+            out += [c for c in check_candidates(scored, known, request) if c.command not in have]
         return out[:n]
 
     @property

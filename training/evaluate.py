@@ -105,9 +105,9 @@ def checks_effect(engine: Engine, pairs, predictions: list[list[str]]) -> dict:
     after they drop and re-rank. Measured on the same candidates, without the spares a checked
     suggestion draws from the beam."""
     pairs = [as_pair(p) for p in pairs]
-    known = engine.index.utilities() if engine.index is not None else frozenset()
+    known = engine.known_utilities()
     checked = [[c.command for c in check_candidates([Candidate(command, -rank) for rank, command in enumerate(preds)],
-                                                    known)] for preds in predictions]
+                                                    known, pair.instruction)] for pair, preds in zip(pairs, predictions)]
     count = max(1, len(pairs))
     return {"candidates": sum(map(len, predictions)),
             "dropped": sum(map(len, predictions)) - sum(map(len, checked)),

@@ -113,6 +113,6 @@ def test_checks_effect_counts_what_the_checks_drop_and_top1_before_and_after():
     from training.evaluate import checks_effect
 
     pairs = [{"instruction": "list files", "command": "ls -la"}, {"instruction": "frob", "command": "parar"}]
-    effect = checks_effect(SimpleNamespace(index=None), pairs, [["parar -x", "ls -la"], ["parar", "ls |"]])
+    effect = checks_effect(SimpleNamespace(known_utilities=frozenset), pairs, [["parar -x", "ls -la"], ["parar", "ls |"]])
     assert effect == {"candidates": 4, "dropped": 3, "requests_left_empty": 1, "top1_changed": 2,
                       "exact_match_before": 0.5, "exact_match_after": 0.5}
