@@ -230,14 +230,14 @@ class FeedbackStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Create the file ourselves so it is private before SQLite writes a byte; the -wal and
-            # -shm files SQLite adds later copy this mode. Only when it is missing: closing any
-            # descriptor of an open database drops this process's POSIX locks on it, and another
-            # connection here (the example index's reader) then loses committed writes.
-            if not self.path.exists():
-                try:
-                    os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-                except FileExistsError:
-                    pass
+            # -shm files SQLite adds later copy this mode. Only when it is missing (O_EXCL opens
+            # nothing otherwise): closing any descriptor of an open database drops this process's
+            # POSIX locks on it, and another connection here (the example index's reader) then
+            # loses committed writes.
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+            except FileExistsError:
+                pass
         except OSError as exc:
             raise EngineError(f"cannot open feedback database {self.path}: {exc.strerror}") from exc
         # Once per file per process: a store opened later (per request or UI action) takes no write lock.
