@@ -49,8 +49,8 @@ def load_recipe(path) -> dict:
         unknown = set(recipe.get(phase, {})) - LOOP_KEYS - {"data", "text", "augment", "placeholders", "val_fraction"}
         if unknown:
             raise TrainingError(f"{path}: unknown keys in [{phase}]: {', '.join(sorted(unknown))}")
-    for section, fields in (("decode", DecodeOptions.__dataclass_fields__), ("retrieval", RetrievalChoice.__dataclass_fields__)):
-        unknown = set(recipe.get(section, {})) - set(fields)
+    for section, settings in (("decode", DecodeOptions), ("retrieval", RetrievalChoice)):
+        unknown = set(recipe.get(section, {})) - {f.name for f in fields(settings)}
         if unknown:
             raise TrainingError(f"{path}: unknown keys in [{section}]: {', '.join(sorted(unknown))}")
     return recipe

@@ -15,7 +15,7 @@ from pathlib import Path
 from engine import paths
 from engine.atomic import write_text_atomic
 
-from .errors import TrainingError
+from .errors import writing
 
 
 class RunDir:
@@ -56,10 +56,8 @@ class RunDir:
 
     def update_job(self, **fields) -> None:
         """The one writer of job.json (the trainer, and the app that spawns it): merges `fields` in."""
-        try:
+        with writing(self.job_file):
             write_text_atomic(self.job_file, json.dumps({**self.job(), **fields}, indent=1))
-        except OSError as e:  # a full disk: one line, not a traceback
-            raise TrainingError(f"cannot write {self.job_file}: {e.strerror or e}") from e
 
     def start_job(self, phase: str, total_steps: int | None, argv: list[str] | None = None,
                   pid: int | None = None) -> None:
@@ -70,8 +68,5 @@ class RunDir:
     def event(self, event: str, **fields) -> None:
         """Append one metrics event. One write per line keeps concurrent readers from seeing half a line."""
         line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n"
-        try:
-            with open(self.metrics, "a") as f:
-                f.write(line)
-        except OSError as e:
-            raise TrainingError(f"cannot write {self.metrics}: {e.strerror or e}") from e
+        with writing(self.metrics), open(self.metrics, "a") as f:
+            f.write(line)

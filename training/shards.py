@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.atomic import atomic_path
-from training.errors import TrainingError
+from training.errors import TrainingError, writing
 
 SHARD_TOKENS = 1 << 20
 MAX_ID = np.iinfo(np.uint16).max
@@ -54,11 +54,8 @@ class ShardWriter:
             return
         path = self.out_dir / f"{self.prefix}_{len(self.paths):05d}.npy"
         # np.save on a file object: given a path it would append ".npy" to the temp name.
-        try:
-            with atomic_path(path, 0o644) as tmp, open(tmp, "wb") as f:
-                np.save(f, self._buffer[:self._filled])
-        except OSError as e:  # a full disk: no half shard is left behind (atomic write)
-            raise TrainingError(f"cannot write {path}: {e.strerror or e}") from e
+        with writing(path), atomic_path(path, 0o644) as tmp, open(tmp, "wb") as f:  # no half shard stays
+            np.save(f, self._buffer[:self._filled])
         self.paths.append(path)
         self._filled = 0
 

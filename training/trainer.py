@@ -26,7 +26,7 @@ from engine.model import GPT
 from engine.tokenizer import Tokenizer
 
 from .config import TrainConfig
-from .errors import TrainingError
+from .errors import TrainingError, writing
 from .run_dir import RunDir
 
 
@@ -62,13 +62,6 @@ def distributed() -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def _write(path, data: bytes) -> None:
-    try:
-        write_bytes_atomic(path, data)
-    except OSError as e:  # a full disk: the file before stays whole (atomic writes)
-        raise TrainingError(f"cannot write {path}: {e.strerror or e}; the previous checkpoint is kept") from e
 
 
 @dataclass
@@ -119,8 +112,11 @@ class Trainer:
                  "config": asdict(self.config), "last_eval": self.last_eval}
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        _write(self.run.state, buffer.getvalue())
-        _write(self.run.checkpoint, checkpoint_bytes(self.model, self.tokenizer, meta))
+        # A full disk: the files before stay whole (atomic writes).
+        for path, data in ((self.run.state, buffer.getvalue()),
+                           (self.run.checkpoint, checkpoint_bytes(self.model, self.tokenizer, meta))):
+            with writing(path, "; the previous checkpoint is kept"):
+                write_bytes_atomic(path, data)
         self.run.event("checkpoint", step=self.step, path=str(self.run.checkpoint))
 
     def resume(self) -> None:

@@ -1,7 +1,6 @@
 """The example index: ranking, exclusions, the user's corrections found at once, bad index files."""
 import gzip
 import logging
-import shutil
 
 import pytest
 

@@ -1,7 +1,6 @@
 """Broken files in the user's data: one-line errors naming the file, suggestions from the bundled model,
 and nothing the user stored is moved, rewritten or deleted."""
 import logging
-import shutil
 import sqlite3
 import subprocess
 from pathlib import Path

@@ -2,8 +2,6 @@
 import socket
 import subprocess
 
-import pytest
-
 from shell import init_script
 from shell.client import health
 from tests.shell.daemon import socket_of, stop_daemon

@@ -1,8 +1,6 @@
 """The zsh key binding in a real interactive zsh (tmux) against a real daemon."""
 import subprocess
 
-import pytest
-
 from shell import init_script
 from tests.shell.daemon import stop_daemon
 from tests.shell.scenario import (add_placeholder_correction, PLACEHOLDER_COMMAND, daemon_script, failing_cli, init_messages, key_bindings,
