@@ -14,7 +14,7 @@
   model's invention: `npm-why`), or a utility known from training data or the example index. Unknown ones (invented by the model) are dropped; known but missing ones are kept
   and marked "not installed".
 Duplicates (same words after whitespace is collapsed) merge; the rest are re-ranked: the user's own
-answers first, then installed before not installed, then by model score (a stable sort).
+answers first, then installed before not installed, otherwise in the engine's order (a stable sort).
 """
 import os
 import re
@@ -275,10 +275,11 @@ def check_candidates(candidates: list, known: Container[str] = frozenset(), requ
 
 
 def _rank(candidate) -> tuple:
-    """The user's own answers first, in their order; then installed before not, then by score."""
+    """The user's own answers first; then installed before not; the sort is stable, so otherwise the
+    engine's order stands (the beam's is by score)."""
     if _from_user(candidate):
-        return (0,)
-    return (1, any(note.startswith(NOT_INSTALLED) for note in candidate.checks), -candidate.score)
+        return (0, False)
+    return (1, any(note.startswith(NOT_INSTALLED) for note in candidate.checks))
 
 
 def _check_candidate(candidate, known: Container[str], named: Container[str]):

@@ -267,12 +267,15 @@ class ExampleIndex:
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    """How many examples a model reads and how long each may be: stored in its checkpoint (meta
-    "retrieval") so engine, training and evaluation build the same prompts. k = 0: no retrieval."""
+    """How many examples a model reads, how long each may be and whether they take the request's words
+    (engine/adapt.py; the lookup's commands too): stored in its checkpoint (meta "retrieval") so engine,
+    training and evaluation build the same prompts. k = 0: no retrieval."""
     k: int = 0
     example_tokens: int = EXAMPLE_TOKENS
+    adapt: bool = True
 
     @classmethod
     def from_meta(cls, meta: dict) -> "RetrievalSettings":
-        known = {key: int(v) for key, v in (meta.get("retrieval") or {}).items() if key in cls.__dataclass_fields__}
+        fields = cls.__dataclass_fields__
+        known = {key: fields[key].type(v) for key, v in (meta.get("retrieval") or {}).items() if key in fields}
         return cls(**known)

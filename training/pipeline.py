@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from engine.adapt import adapt_all
 from engine.atomic import write_bytes_atomic
 from engine.checkpoint import load_checkpoint
 from engine.examples import ExampleIndex, RetrievalSettings, examples_path, save_examples
@@ -61,9 +62,10 @@ class RetrievalChoice:
     k: int = 0
     example_tokens: int = EXAMPLE_TOKENS
     copy_rate: float = 0.15
+    adapt: bool = True  # neighbours take the request's words (engine/adapt.py), as the engine shows them
 
     def settings(self) -> RetrievalSettings:
-        return RetrievalSettings(k=self.k, example_tokens=self.example_tokens)
+        return RetrievalSettings(k=self.k, example_tokens=self.example_tokens, adapt=self.adapt)
 
 
 def read_split(data: PairData) -> tuple[list[Pair], list[Pair]]:
@@ -135,8 +137,11 @@ def run_sft(run: RunDir, config: TrainConfig, choice: ModelChoice, data: PairDat
     if retrieval.k:
         index = ExampleIndex(index_examples(train_pairs))
         log.info("retrieving up to %d examples for %d training examples", retrieval.k, len(examples))
-        neighbours = training_neighbours(index, examples, origins, retrieval.k, retrieval.copy_rate, seed=data.seed)
+        neighbours = training_neighbours(index, examples, origins, retrieval.k, retrieval.copy_rate,
+                                         adapted=retrieval.adapt, seed=data.seed)
         eval_neighbours = [index.search(p.instruction, retrieval.k) for p in eval_pairs]
+        if retrieval.adapt:
+            eval_neighbours = [adapt_all(found, p.instruction) for found, p in zip(eval_neighbours, eval_pairs)]
         if rank == 0:
             save_examples(examples_path(run.checkpoint), index.examples)
         meta["retrieval"] = asdict(retrieval.settings())

@@ -6,11 +6,14 @@ request, exactly as the engine finds them at run time. Two rules make the model 
 - mostly no pair with the same command (validation and new requests have no such twin), but in
   `copy_rate` of examples one such pair goes nearest the request, so the model learns to copy a
   known answer (that is what a user's correction is).
+Neighbours are adapted to the example's request (its file names, numbers, hosts put into them), as the
+engine adapts them at run time; a neighbour that becomes the answer itself teaches copying an adapted one.
 The number of neighbours varies per example (0 to k), so one model serves any k up to its own.
 """
 import random
 from collections import defaultdict
 
+from engine.adapt import adapt_all
 from engine.examples import Example, ExampleIndex
 
 from .data.records import Pair
@@ -24,8 +27,9 @@ def index_examples(pairs: list[Pair]) -> list[Example]:
 
 
 def training_neighbours(index: ExampleIndex, examples: list[Pair], origins: list[int], k: int,
-                        copy_rate: float = 0.15, seed: int = 0) -> list[list[Example]]:
-    """For each training example (its index id in `origins`), up to `k` neighbours, best first."""
+                        copy_rate: float = 0.15, adapted: bool = True, seed: int = 0) -> list[list[Example]]:
+    """For each training example (its index id in `origins`), up to `k` neighbours, best first,
+    `adapted` to its request as the engine adapts them (engine/adapt.py)."""
     by_command = defaultdict(list)
     for i, e in enumerate(index.examples):
         by_command[e.command].append(i)
@@ -43,5 +47,6 @@ def training_neighbours(index: ExampleIndex, examples: list[Pair], origins: list
         chosen = others[:count]
         if twins and rng.random() < copy_rate:
             chosen = [rng.choice(twins)] + others[:count - 1]
-        out.append([index.examples[i] for i in chosen])
+        chosen = [index.examples[i] for i in chosen]
+        out.append(adapt_all(chosen, example.instruction) if adapted else chosen)
     return out

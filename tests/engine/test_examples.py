@@ -8,7 +8,7 @@ from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.errors import EngineError
 from engine.examples import Example, ExampleIndex, examples_path, load_examples, save_examples, words
 from engine.feedback import FeedbackStore
-from engine.generate import Engine
+from engine.generate import Candidate, Engine
 
 EXAMPLES = [
     Example("list files sorted by size", "ls -lS", "tldr"),
@@ -122,13 +122,21 @@ def test_an_accepted_correction_is_the_first_candidate_before_any_update(tiny_ch
     assert [(c.command, c.source) for c in candidates] == [("ls -lah --color", "your correction #1"), ("ls -la", "model")]
 
 
-def test_hybrid_joins_the_lookup_commands_scored_by_the_model(retrieval_checkpoint):
+def test_blend_gives_the_lookups_commands_every_other_place(retrieval_checkpoint):
     engine = Engine.from_checkpoint(retrieval_checkpoint)
     engine.retrieval = type(engine.retrieval)(k=0)  # the tiny model was trained on plain prompts
-    engine.options.hybrid = 2
-    candidates = engine.suggest("show disk usage", n=4)
-    assert "df -h" in [c.command for c in candidates]
-    assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
-    assert {c.source for c in candidates} <= {"model", "example"}
-    scores = engine.score_commands("show disk usage", ["df -h", "rm -rf /tmp/x"])
-    assert scores[0] > scores[1]  # the memorised answer is the likelier one
+    engine.options.checks = False
+    engine.index = ExampleIndex([Example("show disk usage", "df -h"), Example("show disk usage in inodes", "df -i"),
+                                 Example("report disk usage with colours and bars", "pydf")])
+    assert engine.lookup("show disk usage", 3) == ["df -h", "df -i", "pydf"]
+    model = [Candidate("du -sh", -0.5), Candidate("du -h", -0.7), Candidate("ls -l", -0.9)]
+    blended = engine.blend("show disk usage", model, 3)
+    # the model's best, the lookup's best; then the lookup's next only when it brings a new program
+    assert [c.command for c in blended] == ["du -sh", "df -h", "du -h", "ls -l", "df -i", "pydf"]
+    assert [c.source for c in blended] == ["model", "example", "model", "model", "example", "example"]
+    blended = engine.blend("show disk usage", model[:1], 3)
+    assert [c.command for c in blended] == ["du -sh", "df -h", "df -i", "pydf"]  # the model has no more
+    engine.options.blend = True
+    suggested = engine.suggest("show disk usage", n=3)
+    assert suggested[0].source == "model" and suggested[1].source == "example"
+

@@ -1,7 +1,7 @@
 """Training prompts' retrieved examples, and the filled-placeholder variants that teach arguments."""
 import random
 
-from engine.examples import ExampleIndex
+from engine.examples import Example, ExampleIndex
 from training.data.placeholders import fill_placeholders, value_for
 from training.data.records import Pair
 from training.pipeline import PairData, training_examples
@@ -33,12 +33,20 @@ def test_training_neighbours_never_include_the_example_itself():
 def test_same_command_neighbours_only_as_the_nearest_copy():
     index = ExampleIndex(index_examples(PAIRS))
     examples, origins = PAIRS[3:5] * 50, [3, 4] * 50
-    never = training_neighbours(index, examples, origins, k=3, copy_rate=0.0, seed=0)
+    never = training_neighbours(index, examples, origins, k=3, copy_rate=0.0, adapted=False, seed=0)
     assert all(e.command != "tar xf foo.tar" for shown in never for e in shown)
-    always = training_neighbours(index, examples, origins, k=3, copy_rate=1.0, seed=0)
+    always = training_neighbours(index, examples, origins, k=3, copy_rate=1.0, adapted=False, seed=0)
     with_examples = [shown for shown in always if shown]
     assert with_examples and all(shown[0].command == "tar xf foo.tar" for shown in with_examples)
     assert all(e.command != "tar xf foo.tar" for shown in with_examples for e in shown[1:])
+
+
+def test_training_neighbours_take_the_examples_words_as_the_engine_does():
+    index = ExampleIndex(index_examples(PAIRS))
+    # "extract the archive bar.tar" is shown its twin "unpack the archive foo.tar" with bar.tar put in
+    shown = training_neighbours(index, [PAIRS[4]] * 20, [4] * 20, k=3, copy_rate=1.0, seed=0)
+    firsts = {found[0] for found in shown if found}
+    assert firsts == {Example("unpack the archive bar.tar", "tar xf bar.tar", "nl2bash")}
 
 
 def test_filled_placeholders_name_their_values_in_the_request():

@@ -21,8 +21,11 @@ def register(subparsers) -> None:
     p.add_argument("--no-repeat-ngram", type=int, help="block repeated token n-grams (default: the model's)")
     p.add_argument("--no-retrieval", action="store_true", help="prompts without retrieved examples (k = 0)")
     p.add_argument("-k", type=int, help="retrieved examples per prompt (default: the model's)")
-    p.add_argument("--hybrid", type=int, help="the lookup's top commands that join the model's candidates (default: the model's)")
+    p.add_argument("--blend", action=argparse.BooleanOptionalAction, default=None,
+                   help="the lookup's commands take every other place in the list (default: the model's)")
     p.add_argument("--lookup", action="store_true", help="score the example index alone: its best examples' commands")
+    p.add_argument("--no-adapt", action="store_true",
+                   help="retrieved examples as they are, without the request's words carried into them")
     p.add_argument("--no-checks", action="store_true",
                    help="score the candidates unchecked, and report what the checks would drop and re-rank")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
@@ -45,7 +48,7 @@ def run(args) -> int:
     setup_torch()
     path = model_path(args.model)
     engine = Engine.from_checkpoint(path)
-    for option in ("length_alpha", "no_repeat_ngram", "hybrid"):
+    for option in ("length_alpha", "no_repeat_ngram", "blend"):
         if getattr(args, option) is not None:
             setattr(engine.options, option, getattr(args, option))
     if args.k is not None and not 0 <= args.k <= 16:
@@ -53,6 +56,8 @@ def run(args) -> int:
     engine.options.checks = not args.no_checks
     if args.no_retrieval or args.k is not None:
         engine.retrieval = replace(engine.retrieval, k=0 if args.no_retrieval else args.k)
+    if args.no_adapt:
+        engine.retrieval = replace(engine.retrieval, adapt=False)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress,
                       width=max(args.n, args.beam or args.n), lookup=args.lookup)
@@ -65,8 +70,9 @@ def run(args) -> int:
                     "lookup": args.lookup, "decode": {"beam": max(args.n, args.beam or args.n),
                                                       "length_alpha": engine.options.length_alpha,
                                                       "no_repeat_ngram": engine.options.no_repeat_ngram,
-                                                      "hybrid": engine.options.hybrid,
-                                                      "checks": engine.options.checks},
+                                                      "blend": engine.options.blend,
+                                                      "checks": engine.options.checks,
+                                                      "adapt": engine.retrieval.adapt},
                     **({"checks_effect": effect} if effect else {})})
     else:
         rows = [("examples", f"{result.n}" + (f" ({skipped} malformed lines skipped)" if skipped else "")),
