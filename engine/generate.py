@@ -272,45 +272,26 @@ class Engine:
         """The programs the candidate checks know from this model's example index (and the user's answers)."""
         return self.index.utilities() if self.index is not None else frozenset()
 
-    def looked_up(self, request: str, n: int, have=frozenset()) -> list[Candidate]:
-        """The lookup's commands not in `have`, as candidates (no score: the model did not write them,
-        and scoring them would cost a forward pass per request)."""
-        return [Candidate(c, None, "example") for c in self.lookup(request, n) if c not in have]
-
-    def blend(self, request: str, candidates: list[Candidate], n: int) -> list[Candidate]:
-        """The model's best, then the lookup's best; then, place by place, the lookup's next command
-        when it runs a program the list does not have yet (when the first two miss, another tool is
-        the likelier fix), else the model's next. Measured on the validation split, this beats both
-        the model's own list and the lookup's on exact match and NLC2CMD (MODEL_CARD.md)."""
-        looked, model = self.looked_up(request, n, {c.command for c in candidates}), list(candidates)
-        out = model[:1] + looked[:1]
-        model, looked = model[1:], looked[1:]
-        while model or looked:
-            programs = {c.command.split(None, 1)[0] for c in out if c.command.strip()}
-            if looked and (not model or looked[0].command.split(None, 1)[0] not in programs):
-                out.append(looked.pop(0))
-            else:
-                out.append(model.pop(0))
-        return out
+    def looked_up(self, request: str, n: int) -> list[Candidate]:
+        """The lookup's commands as candidates (no score: the model did not write them, and scoring
+        them would cost a forward pass per request)."""
+        return [Candidate(c, None, "example") for c in self.lookup(request, n)]
 
     def with_known(self, request: str, candidates: list[Candidate], n: int) -> list[Candidate]:
-        """The final list for `request`: the user's own answers for it first, then the model's
-        candidates (blended with the lookup's when `options.blend`); then checked (engine/checks.py):
-        what does not parse or runs an invented tool is dropped."""
-        known = self.index.user_matches(request) if self.index is not None else []
-        out = [Candidate(e.command, 0.0, e.source) for e in known]
-        if self.options.blend and self.index is not None:
-            candidates = self.blend(request, candidates, n)
-        seen = {c.command for c in out}
-        out += [c for c in candidates if c.command not in seen]
-        if not self.options.checks:
-            return out[:n]
-        known = self.known_utilities()
-        out = check_candidates(out, known, request)
-        if len(out) < n:  # the checks dropped some (or the beam had few): the lookup's commands fill in
-            have = {c.command for c in out}
-            out += [c for c in check_candidates(self.looked_up(request, n, have), known, request) if c.command not in have]
-        return out[:n]
+        """The final list for `request`: the user's own answers for it first; then the model's
+        candidates and the lookup's, each checked on its own (engine/checks.py drops what does not
+        parse or runs an invented tool, and puts what is not installed last), then blended
+        (`options.blend`), else the lookup's after the model's, filling the places the checks freed."""
+        user = [Candidate(e.command, 0.0, e.source) for e in self.index.user_matches(request)] if self.index else []
+        looked = self.looked_up(request, n) if self.options.checks or self.options.blend else []
+        if self.options.checks:
+            known = self.known_utilities()
+            user, candidates, looked = (check_candidates(part, known, request) for part in (user, candidates, looked))
+        key = lambda c: " ".join(c.command.split())  # noqa: E731
+        first = {key(c) for c in user}
+        candidates = [c for c in candidates if key(c) not in first]
+        looked = [c for c in looked if key(c) not in first | {key(c) for c in candidates}]
+        return (user + (blend(candidates, looked) if self.options.blend else candidates + looked))[:n]
 
     @property
     def is_compiled(self) -> bool:
@@ -385,6 +366,23 @@ def sample(logp: torch.Tensor, temperature: float, top_k: int, top_p: float, gen
         drop = cumulative - sorted_logits.softmax(-1) > top_p
         logits[order[drop]] = -math.inf
     return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+
+
+def blend(model: list[Candidate], looked: list[Candidate]) -> list[Candidate]:
+    """The model's best, then the lookup's best; then, place by place, the lookup's next command when
+    it runs a program the list does not have yet (when the first two miss, another tool is the
+    likelier fix), else the model's next. On the validation split this beats the model's own list and
+    the lookup's on exact match and NLC2CMD (MODEL_CARD.md, "Grounded suggestions")."""
+    model, looked = list(model), list(looked)
+    out = model[:1] + looked[:1]
+    model, looked = model[1:], looked[1:]
+    while model or looked:
+        programs = {c.command.split(None, 1)[0] for c in out if c.command.strip()}
+        if looked and (not model or looked[0].command.split(None, 1)[0] not in programs):
+            out.append(looked.pop(0))
+        else:
+            out.append(model.pop(0))
+    return out
 
 
 def timed_suggest(engine: Engine, request: str, n: int) -> tuple[list[Candidate], float]:

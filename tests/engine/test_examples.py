@@ -8,7 +8,7 @@ from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.errors import EngineError
 from engine.examples import Example, ExampleIndex, examples_path, load_examples, save_examples, words
 from engine.feedback import FeedbackStore
-from engine.generate import Candidate, Engine
+from engine.generate import Candidate, Engine, blend
 
 EXAMPLES = [
     Example("list files sorted by size", "ls -lS", "tldr"),
@@ -130,11 +130,12 @@ def test_blend_gives_the_lookups_commands_every_other_place(retrieval_checkpoint
                                  Example("report disk usage with colours and bars", "pydf")])
     assert engine.lookup("show disk usage", 3) == ["df -h", "df -i", "pydf"]
     model = [Candidate("du -sh", -0.5), Candidate("du -h", -0.7), Candidate("ls -l", -0.9)]
-    blended = engine.blend("show disk usage", model, 3)
+    looked = engine.looked_up("show disk usage", 3)
+    blended = blend(model, looked)
     # the model's best, the lookup's best; then the lookup's next only when it brings a new program
     assert [c.command for c in blended] == ["du -sh", "df -h", "du -h", "ls -l", "df -i", "pydf"]
     assert [c.source for c in blended] == ["model", "example", "model", "model", "example", "example"]
-    blended = engine.blend("show disk usage", model[:1], 3)
+    blended = blend(model[:1], looked)
     assert [c.command for c in blended] == ["du -sh", "df -h", "df -i", "pydf"]  # the model has no more
     engine.options.blend = True
     suggested = engine.suggest("show disk usage", n=3)
