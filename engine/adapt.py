@@ -6,8 +6,9 @@ The two requests are aligned word by word (difflib). Where the request replaced 
 example's words, and one of those example words appears in the example's command as a whole
 argument, the command takes the request's word in its place (a file name, a number, a host, a
 branch, a subcommand: "abort a rebase" -> `git rebase --abort` becomes `git merge --abort` for "abort
-a merge"). Replaced stretches of equal length map word for word; otherwise the one argument of the
-example's stretch takes the request's word of the same shape (number, path, file name), if exactly one.
+a merge"). Replaced stretches of equal length map word for word (a number only to a number);
+otherwise the one argument of the example's stretch takes the request's word of its shape (number,
+path, file name), if exactly one.
 The example's request is rewritten the same way, so a prompt never shows a pair that disagrees.
 Nothing is guessed: an example whose command shares no replaced word comes back unchanged.
 """
@@ -56,8 +57,9 @@ def word_mapping(example_request: str, request: str, command: str) -> dict[str, 
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op != "replace":
             continue
-        if i2 - i1 == j2 - j1:
-            mapping.update((a, b) for a, b in zip(old[i1:i2], new[j1:j2]) if a in present)
+        if i2 - i1 == j2 - j1:  # word for word; a number only by a number ("5 times" -> "five times" is no count)
+            mapping.update((a, b) for a, b in zip(old[i1:i2], new[j1:j2])
+                           if a in present and (_shape(a) == "number") <= (_shape(b) == "number"))
             continue
         args = [a for a in old[i1:i2] if a in present]
         if len(args) == 1:

@@ -33,6 +33,7 @@ def test_the_examples_request_is_rewritten_with_its_command():
     (Example("list files sorted by size", "ls -lS"), "list folders sorted by date"),  # no replaced word is an argument
     (Example("count lines in app.py", "wc -l app.py"), "count lines in app.py"),  # nothing replaced
     (Example("copy a.txt to b.txt", "cp a.txt b.txt"), "copy the notes"),  # no word of the same shape
+    (Example("ping example.com 5 times", "ping -c 5 example.com"), "ping example.com five times"),
 ])
 def test_nothing_is_guessed(example, asked):
     assert adapt(example, asked) == example
