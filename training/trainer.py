@@ -6,6 +6,7 @@ accumulation and clipping, bf16 autocast, optional torch.compile, checkpoints ev
 SIGINT/SIGTERM, and `resume` that continues exactly (model, optimizer, schedule, data, RNG).
 Under `torchrun` each process trains on its own slice of the data and gradients are averaged (DDP).
 """
+import atexit
 import io
 import math
 import os
@@ -61,6 +62,9 @@ def distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Left to interpreter teardown, gloo's threads can abort the process ("terminate called
+        # without an active exception") after training has finished.
+        atexit.register(dist.destroy_process_group)
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 

@@ -59,14 +59,10 @@ def test_plain_requests_get_a_valid_command(engine, request_text):
 
 
 
-def test_it_reads_examples_from_the_index_it_ships(engine):
-    """The bundled model reads 3 retrieved examples, adapted to the request, from the index of its
-    training pairs it ships with; the lookup's best command takes the second place (the blend)."""
-    assert engine.retrieval.k == 3 and engine.retrieval.adapt and engine.options.blend
-    assert engine.index is not None and len(engine.index.examples) > 40_000
+def test_it_ships_its_example_index_and_uses_it(engine):
+    """The bundled model reads no examples (k = 0) but carries its training pairs' index: candidates the
+    checks drop are replaced by the lookup's commands, and the index names the utilities it knows."""
+    assert engine.retrieval.k == 0 and engine.index is not None and len(engine.index.examples) > 40_000
     assert {"tar", "git", "ffmpeg"} <= engine.index.utilities()
-    shown = engine.neighbours("show the last 20 lines of server.log")
-    assert len(shown) == 3 and any("server.log" in e.command for e in shown)
-    out = engine.suggest("compress the logs folder into logs.tar.gz", n=3)
-    assert [c.source for c in out[:2]] == ["model", "example"]
-    assert all(c.command.split()[0] in KNOWN_UTILITIES for c in out)
+    out = engine.with_known("compress the logs folder into logs.tar.gz", [], 3)
+    assert len(out) == 3 and all(c.source == "example" for c in out) and out[0].command.split()[0] in KNOWN_UTILITIES
