@@ -256,6 +256,11 @@ def program_problem(name: str, known: Container[str], named: Container[str] = ()
 
 
 # -- candidates ------------------------------------------------------------------------------------
+def same_command_key(command: str) -> str:
+    """What two commands that differ only in spacing have in common: one candidate, not two."""
+    return " ".join(command.split())
+
+
 def check_candidates(candidates: list, known: Container[str] = frozenset(), request: str = "") -> list:
     """The candidates a user should see for `request`, each with its `checks` notes, re-ranked (see
     the module doc). `known`: utilities beyond the bundled list (the example index's). Candidates are
@@ -267,7 +272,7 @@ def check_candidates(candidates: list, known: Container[str] = frozenset(), requ
         checked = _check_candidate(candidate, known, named)
         if checked is None:
             continue
-        key = " ".join(checked.command.split())
+        key = same_command_key(checked.command)
         if key not in seen:
             seen.add(key)
             kept.append(checked)

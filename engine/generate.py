@@ -16,7 +16,7 @@ import torch
 
 from .adapt import adapt_all
 from .checkpoint import load_checkpoint
-from .checks import check_candidates
+from .checks import check_candidates, same_command_key
 from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path
@@ -47,7 +47,7 @@ class DecodeOptions:
     max_new_tokens: int = 64
     length_alpha: float = 0.7  # score = logprob / length**alpha; 0 = raw sum (favours short output)
     no_repeat_ngram: int = 0  # block any token n-gram from appearing twice in a command (0 = off)
-    blend: bool = True  # the lookup's commands take every other place in the list (see Engine.blend)
+    blend: bool = True  # the lookup's commands take every other place in the list (see `blend`)
     checks: bool = True  # clean, check and re-rank the final candidates (engine/checks.py); off to measure them
 
     @classmethod
@@ -282,15 +282,15 @@ class Engine:
         candidates and the lookup's, each checked on its own (engine/checks.py drops what does not
         parse or runs an invented tool, and puts what is not installed last), then blended
         (`options.blend`), else the lookup's after the model's, filling the places the checks freed."""
-        user = [Candidate(e.command, 0.0, e.source) for e in self.index.user_matches(request)] if self.index else []
+        user = [Candidate(e.command, 0.0, e.source) for e in self.index.user_matches(request)] if self.index is not None else []
         looked = self.looked_up(request, n) if self.options.checks or self.options.blend else []
         if self.options.checks:
             known = self.known_utilities()
             user, candidates, looked = (check_candidates(part, known, request) for part in (user, candidates, looked))
-        key = lambda c: " ".join(c.command.split())  # noqa: E731
-        first = {key(c) for c in user}
-        candidates = [c for c in candidates if key(c) not in first]
-        looked = [c for c in looked if key(c) not in first | {key(c) for c in candidates}]
+        shown = {same_command_key(c.command) for c in user}
+        candidates = [c for c in candidates if same_command_key(c.command) not in shown]
+        shown |= {same_command_key(c.command) for c in candidates}
+        looked = [c for c in looked if same_command_key(c.command) not in shown]
         return (user + (blend(candidates, looked) if self.options.blend else candidates + looked))[:n]
 
     @property
@@ -372,7 +372,7 @@ def blend(model: list[Candidate], looked: list[Candidate]) -> list[Candidate]:
     """The model's best, then the lookup's best; then, place by place, the lookup's next command when
     it runs a program the list does not have yet (when the first two miss, another tool is the
     likelier fix), else the model's next. On the validation split this beats the model's own list and
-    the lookup's on exact match and NLC2CMD (MODEL_CARD.md, "Grounded suggestions")."""
+    the lookup's on exact match and NLC2CMD (MODEL_CARD.md, "Adapted examples and the blend")."""
     model, looked = list(model), list(looked)
     out = model[:1] + looked[:1]
     model, looked = model[1:], looked[1:]
