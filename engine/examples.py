@@ -58,6 +58,12 @@ def _stem(word: str) -> str:
     return word
 
 
+def same_words(a: str, b: str) -> bool:
+    """Two requests with the same index terms, whatever their order, case or plurals ("List files by
+    size." and "by size list file")."""
+    return set(words(a)) == set(words(b))
+
+
 def request_key(text: str) -> str:
     """Two requests that differ only in case, spacing or a final stop are the same request."""
     return " ".join(text.lower().split()).rstrip(".?! ")

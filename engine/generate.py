@@ -6,6 +6,7 @@ after every step, which is what the app streams. Width 1 is greedy decoding. `st
 command (temperature / top-k / top-p) and yields its text as it grows.
 """
 import copy
+import itertools
 import logging
 import math
 import time
@@ -16,10 +17,10 @@ import torch
 
 from .adapt import adapt_all
 from .checkpoint import load_checkpoint
-from .checks import check_candidates, same_command_key
+from .checks import check_candidates, first_of_each
 from .cpu import inference_dtype
 from .errors import EngineError
-from .examples import Example, ExampleIndex, RetrievalSettings, examples_path
+from .examples import Example, ExampleIndex, RetrievalSettings, examples_path, same_words
 from .model import GPT
 from .tokenizer import MAX_REQUEST_CHARS, Tokenizer, clean_text, normalize_request
 
@@ -47,7 +48,7 @@ class DecodeOptions:
     max_new_tokens: int = 64
     length_alpha: float = 0.7  # score = logprob / length**alpha; 0 = raw sum (favours short output)
     no_repeat_ngram: int = 0  # block any token n-gram from appearing twice in a command (0 = off)
-    blend: bool = True  # the lookup's commands take every other place in the list (see `blend`)
+    blend: bool = True  # an example of the very request first, the lookup's commands in every other place (`blend`)
     checks: bool = True  # clean, check and re-rank the final candidates (engine/checks.py); off to measure them
 
     @classmethod
@@ -259,39 +260,47 @@ class Engine:
 
     def lookup(self, request: str, n: int) -> list[str]:
         """The distinct commands of the index's best examples for `request`: the lookup baseline."""
+        return [e.command for e in self.looked_up_examples(request, n)]
+
+    def looked_up_examples(self, request: str, n: int) -> list[Example]:
+        """The index's best examples for `request` (adapted to it), one per distinct command."""
         if self.index is None:
             return []
-        commands: list[str] = []
+        examples: list[Example] = []
         depth = n
-        while len(commands) < n and depth <= 8 * n:
-            commands = list(dict.fromkeys(e.command for e in self._adapted(request, self.index.search(request, depth))))[:n]
+        while len(examples) < n and depth <= 8 * n:
+            by_command = {}
+            for e in self._adapted(request, self.index.search(request, depth)):
+                by_command.setdefault(e.command, e)
+            examples = list(by_command.values())[:n]
             depth *= 2
-        return commands
+        return examples
 
     def known_utilities(self) -> frozenset[str]:
         """The programs the candidate checks know from this model's example index (and the user's answers)."""
         return self.index.utilities() if self.index is not None else frozenset()
 
-    def looked_up(self, request: str, n: int) -> list[Candidate]:
-        """The lookup's commands as candidates (no score: the model did not write them, and scoring
-        them would cost a forward pass per request)."""
-        return [Candidate(c, None, "example") for c in self.lookup(request, n)]
-
     def with_known(self, request: str, candidates: list[Candidate], n: int) -> list[Candidate]:
         """The final list for `request`: the user's own answers for it first; then the model's
         candidates and the lookup's, each checked on its own (engine/checks.py drops what does not
-        parse or runs an invented tool, and puts what is not installed last), then blended
-        (`options.blend`), else the lookup's after the model's, filling the places the checks freed."""
+        parse or runs an invented tool), then blended (`options.blend`: an example of this very
+        request first when the model agrees on its program, then `blend`), else the lookup's after the model's, filling the places the
+        checks freed. A command both propose keeps its first place. The lookup's commands are not
+        scored: the model did not write them, and scoring them would cost a forward pass per request."""
         user = [Candidate(e.command, 0.0, e.source) for e in self.index.user_matches(request)] if self.index is not None else []
-        looked = self.looked_up(request, n) if self.options.checks or self.options.blend else []
+        examples = self.looked_up_examples(request, n) if self.options.checks or self.options.blend else []
+        looked = [Candidate(e.command, None, "example") for e in examples]
         if self.options.checks:
             known = self.known_utilities()
             user, candidates, looked = (check_candidates(part, known, request) for part in (user, candidates, looked))
-        shown = {same_command_key(c.command) for c in user}
-        candidates = [c for c in candidates if same_command_key(c.command) not in shown]
-        shown |= {same_command_key(c.command) for c in candidates}
-        looked = [c for c in looked if same_command_key(c.command) not in shown]
-        return (user + (blend(candidates, looked) if self.options.blend else candidates + looked))[:n]
+        # An example of this very request (its words, after adaptation) whose program the model's
+        # best runs too has the likelier flags: it leads. Without the model's agreement it does not
+        # ("Show disk usage" is also `docker buildx du`, a line of docker's tldr page).
+        same = (self.options.blend and examples and looked and candidates and looked[0].command == examples[0].command
+                and same_words(examples[0].request, request) and _program(looked[0]) == _program(candidates[0]))
+        lead = looked[:1] if same else []
+        ordered = user + lead + (blend(candidates, looked) if self.options.blend else candidates + looked)
+        return first_of_each(ordered)[:n]
 
     @property
     def is_compiled(self) -> bool:
@@ -299,16 +308,26 @@ class Engine:
 
     def compiled(self, widths: tuple[int, ...] = (1, 3), int8: bool = False) -> "Engine":
         """A new engine whose steps are compiled for single requests decoded with these beam widths,
-        with prompts of up to 64 tokens (engine/compiled.py); other shapes (batches, longer prompts)
-        run eager. This engine is left as it is, so it can keep answering while the compiler works."""
+        with the cache lengths its prompts need (`cache_lengths`, engine/compiled.py); other shapes
+        (batches) run eager. This engine is left as it is, so it can keep answering while the
+        compiler works."""
         from .compiled import compile_steps
 
-        length = 64 + self._new_token_budget(None)
-        steps = compile_steps(self.model, decode=[(width, length) for width in widths], prefill=[(1, length)],
-                              int8=int8)
+        lengths = self.cache_lengths()
+        steps = compile_steps(self.model, decode=[(width, length) for width in widths for length in lengths],
+                              prefill=[(1, length) for length in lengths], int8=int8)
         engine = copy.copy(self)  # the same tokenizer, options and example index
         engine.model, engine.step = steps.model, steps
         return engine
+
+    def cache_lengths(self) -> list[int]:
+        """The KV cache lengths a single request's decoding uses (a cache holds the prompt and the
+        answer, rounded up to 64 positions): prompts of up to 64 tokens without retrieved examples;
+        with them, every length up to the context (three retrieved examples make prompts of
+        100-200 tokens)."""
+        shortest = self.model.new_kv_cache(1, 64 + self._new_token_budget(None)).length
+        longest = self.model.config.context if self.retrieval.k else shortest
+        return list(range(shortest, longest + 1, 64))
 
     def warm_up(self) -> None:
         """One throwaway suggestion: the first decode pays for kernel set-up, so a user's first should not."""
@@ -368,20 +387,18 @@ def sample(logp: torch.Tensor, temperature: float, top_k: int, top_p: float, gen
     return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
 
 
+def _program(candidate: Candidate) -> str:
+    return candidate.command.split(None, 1)[0] if candidate.command.strip() else ""
+
+
 def blend(model: list[Candidate], looked: list[Candidate]) -> list[Candidate]:
-    """The model's best, then the lookup's best; then, place by place, the lookup's next command when
-    it runs a program the list does not have yet (when the first two miss, another tool is the
-    likelier fix), else the model's next. On the validation split this beats the model's own list and
-    the lookup's on exact match and NLC2CMD (MODEL_CARD.md, "Adapted examples and the blend")."""
-    model, looked = list(model), list(looked)
+    """The model's best, the lookup's best, then the lookup's next and the model's next in turn
+    (a command in both lists is there twice: the caller keeps its first place). On
+    the validation split this beats the model's own list and the lookup's on exact match and NLC2CMD
+    (MODEL_CARD.md, "Same request first")."""
     out = model[:1] + looked[:1]
-    model, looked = model[1:], looked[1:]
-    while model or looked:
-        programs = {c.command.split(None, 1)[0] for c in out if c.command.strip()}
-        if looked and (not model or looked[0].command.split(None, 1)[0] not in programs):
-            out.append(looked.pop(0))
-        else:
-            out.append(model.pop(0))
+    for pair in itertools.zip_longest(looked[1:], model[1:]):
+        out += [c for c in pair if c is not None]
     return out
 
 

@@ -220,6 +220,8 @@ class Trainer:
         if self.is_main:
             self.run.event("end", step=self.step, status=status, message="")
             self.run.update_job(status=status)
+        if self.world > 1:
+            dist.barrier()  # ranks leave together: one tearing gloo down under another aborts it
         return status
 
     def _stop_agreed(self) -> bool:

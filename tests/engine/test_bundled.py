@@ -59,10 +59,26 @@ def test_plain_requests_get_a_valid_command(engine, request_text):
 
 
 
-def test_it_ships_its_example_index_and_uses_it(engine):
-    """The bundled model reads no examples (k = 0) but carries its training pairs' index: candidates the
-    checks drop are replaced by the lookup's commands, and the index names the utilities it knows."""
-    assert engine.retrieval.k == 0 and engine.index is not None and len(engine.index.examples) > 40_000
+def test_it_reads_examples_from_the_index_it_ships(engine):
+    """The bundled model reads three retrieved examples, adapted to the request, from its training
+    pairs' index; the index also names the utilities the checks know, and its commands fill the list."""
+    assert engine.retrieval.k == 3 and engine.retrieval.adapt
+    assert engine.index is not None and len(engine.index.examples) > 40_000
     assert {"tar", "git", "ffmpeg"} <= engine.index.utilities()
+    assert len(engine.neighbours("follow the last 50 lines of access.log")) == 3
     out = engine.with_known("compress the logs folder into logs.tar.gz", [], 3)
     assert len(out) == 3 and all(c.source == "example" for c in out) and out[0].command.split()[0] in KNOWN_UTILITIES
+
+
+@pytest.mark.parametrize("request_text, program, words", [
+    ("untar foo.tgz", "zcat", ("foo.tgz", "tar x")),
+    ("create a new git branch called feature and switch to it", "git", ("checkout -b feature",)),
+    ("list all files in this directory sorted by size", "ls", ("-lS",)),
+    ("kill the process listening on port 8080", "lsof", (":8080", "kill")),
+    ("follow the last 50 lines of access.log", "tail", ("50", "-f", "access.log")),
+    ("make script.sh executable", "chmod", ("+x script.sh",)),
+])
+def test_everyday_requests_get_a_usable_first_or_second_candidate(engine, request_text, program, words):
+    """Issue 11's requests (and one of ours): the model's best or the adapted lookup's best does it."""
+    first_two = engine.suggest(request_text, n=3)[:2]
+    assert any(c.command.split()[0] == program and all(w in c.command for w in words) for c in first_two), first_two

@@ -9,6 +9,7 @@ from engine.errors import EngineError
 from engine.examples import Example, ExampleIndex, examples_path, load_examples, save_examples, words
 from engine.feedback import FeedbackStore
 from engine.generate import Candidate, Engine, blend
+from engine.model import GPT, preset
 
 EXAMPLES = [
     Example("list files sorted by size", "ls -lS", "tldr"),
@@ -130,14 +131,41 @@ def test_blend_gives_the_lookups_commands_every_other_place(retrieval_checkpoint
                                  Example("report disk usage with colours and bars", "pydf")])
     assert engine.lookup("show disk usage", 3) == ["df -h", "df -i", "pydf"]
     model = [Candidate("du -sh", -0.5), Candidate("du -h", -0.7), Candidate("ls -l", -0.9)]
-    looked = engine.looked_up("show disk usage", 3)
+    looked = [Candidate(c, None, "example") for c in engine.lookup("show disk usage", 3)]
     blended = blend(model, looked)
-    # the model's best, the lookup's best; then the lookup's next only when it brings a new program
-    assert [c.command for c in blended] == ["du -sh", "df -h", "du -h", "ls -l", "df -i", "pydf"]
-    assert [c.source for c in blended] == ["model", "example", "model", "model", "example", "example"]
-    blended = blend(model[:1], looked)
-    assert [c.command for c in blended] == ["du -sh", "df -h", "df -i", "pydf"]  # the model has no more
-    engine.options.blend = True
-    suggested = engine.suggest("show disk usage", n=3)
-    assert suggested[0].source == "model" and suggested[1].source == "example"
+    assert [c.command for c in blended] == ["du -sh", "df -h", "df -i", "du -h", "pydf", "ls -l"]
+    assert [c.source for c in blended] == ["model", "example", "example", "model", "example", "model"]
+    assert [c.command for c in blend(model[:1], looked)] == ["du -sh", "df -h", "df -i", "pydf"]  # the model has no more
+    suggested = engine.suggest("show the disk usage here", n=3)
+    assert [c.source for c in suggested] == ["model", "example", "example"]
+    # a command both propose is shown once, in its first place: the model's second, agreed, moves up
+    kept = engine.with_known("show the disk usage here", [Candidate("du -sh", -0.5), Candidate("df -i", -0.6)], 3)
+    assert [c.command for c in kept] == ["du -sh", "df -h", "df -i"]
 
+
+def test_an_example_of_the_very_request_leads_when_the_model_runs_its_program(retrieval_checkpoint):
+    engine = Engine.from_checkpoint(retrieval_checkpoint)
+    engine.retrieval = type(engine.retrieval)(k=0, adapt=True)
+    engine.index = ExampleIndex([Example("show the disk usage of /srv", "df -h /srv"), Example("show disk usage in inodes", "df -i")])
+    agreeing, other = [Candidate("df -a", -0.5), Candidate("du -sh", -0.7)], [Candidate("du -sh", -0.5), Candidate("df -a", -0.7)]
+    # adapted, the example's request has the words of this one, in another order: its flags lead
+    kept = engine.with_known("Disk usage of /home: show the", agreeing, 3)
+    assert [(c.command, c.source) for c in kept] == [("df -h /home", "example"), ("df -a", "model"), ("df -i", "example")]
+    # the model's best runs another program: no lead (tldr's "Show disk usage" is also docker's)
+    assert engine.with_known("Disk usage of /home: show the", other, 3)[0].command == "du -sh"
+    # one word more is another request
+    assert engine.with_known("show disk usage of /home quickly", agreeing, 3)[0].command == "df -a"
+    engine.options.blend = False  # the model's own list, the lookup only filling it
+    assert engine.with_known("Disk usage of /home: show the", agreeing, 3)[0].command == "df -a"
+
+
+def test_compiled_cache_lengths_cover_the_prompts_retrieval_makes(retrieval_checkpoint):
+    engine = Engine.from_checkpoint(retrieval_checkpoint)
+    engine.model = GPT(preset("nano", vocab_size=engine.tokenizer.vocab_size, context=256))  # room for long prompts
+    requests = ["ls", "extract a tar archive", "list files " * 30, "show disk usage in inodes " + "x" * 200]
+    used = {engine.model.new_kv_cache(1, len(engine.prompt_ids(r, 64)) + 64).length for r in requests}
+    assert engine.cache_lengths() == [128, 192, 256]
+    assert len(used) > 1 and used <= set(engine.cache_lengths())
+    engine.retrieval = type(engine.retrieval)(k=0)  # plain prompts: only the shortest cache
+    assert engine.cache_lengths() == [128]
+    assert {engine.model.new_kv_cache(1, len(engine.prompt_ids(r, 64)) + 64).length for r in requests[:2]} == {128}

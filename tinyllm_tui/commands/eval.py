@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-retrieval", action="store_true", help="prompts without retrieved examples (k = 0)")
     p.add_argument("-k", type=int, help="retrieved examples per prompt (default: the model's)")
     p.add_argument("--blend", action=argparse.BooleanOptionalAction, default=None,
-                   help="the lookup's commands take every other place in the list (default: the model's)")
+                   help="an example of the very request first, the lookup's commands in every other place (default: the model's)")
     p.add_argument("--lookup", action="store_true", help="score the example index alone: its best examples' commands")
     p.add_argument("--no-adapt", action="store_true",
                    help="retrieved examples as they are, without the request's words carried into them")
