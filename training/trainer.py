@@ -220,9 +220,13 @@ class Trainer:
         if self.is_main:
             self.run.event("end", step=self.step, status=status, message="")
             self.run.update_job(status=status)
-        if self.world > 1:
-            dist.barrier()  # ranks leave together: one tearing gloo down under another aborts it
+        self._leave_together()
         return status
+
+    def _leave_together(self) -> None:
+        """Ranks leave train() at once: one tearing gloo down while another still works aborts it."""
+        if self.world > 1:
+            dist.barrier()
 
     def _stop_agreed(self) -> bool:
         """All ranks stop at the same step, or DDP would hang waiting for the one that left."""

@@ -141,6 +141,7 @@ def test_gradient_accumulation_syncs_only_on_the_last_micro_step(tiny_tokenizer,
     trainer.world = 2  # as under torchrun, without a process group
     monkeypatch.setattr(trainer, "_stop_agreed", lambda: False)
     monkeypatch.setattr(trainer, "_record_rank_checksums", lambda: None)
+    monkeypatch.setattr(trainer, "_leave_together", lambda: None)
     trainer.train()
     assert wrappers[0].forwards == [False, False, True] * 2
 
