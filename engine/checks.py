@@ -258,6 +258,12 @@ def program_problem(name: str, known: Container[str], named: Container[str] = ()
 
 
 # -- candidates ------------------------------------------------------------------------------------
+def first_program(command: str) -> str:
+    """A command's first word: its program, read without parsing (`sudo tar ...` is sudo)."""
+    words = command.split(None, 1)
+    return words[0] if words else ""
+
+
 def same_command_key(command: str) -> str:
     """What two commands that differ only in spacing have in common: one candidate, not two."""
     return " ".join(command.split())

@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .atomic import write_bytes_atomic
-from .checks import utilities_of
+from .checks import first_program, utilities_of
 from .errors import EngineError
 from .tokenizer import EXAMPLE_TOKENS
 
@@ -213,7 +213,7 @@ class ExampleIndex:
         the user's commands, the first word of the base ones (parsing 45k in full costs seconds)."""
         self._refresh()
         if self._utilities is None:
-            base = {e.command.split(None, 1)[0] for e in self.examples if e.command.strip()}
+            base = {first_program(e.command) for e in self.examples if e.command.strip()}
             self._utilities = frozenset(base) | utilities_of(e.command for e in self._user)
         return self._utilities
 

@@ -17,7 +17,7 @@ import torch
 
 from .adapt import adapt_all
 from .checkpoint import load_checkpoint
-from .checks import check_candidates, first_of_each
+from .checks import check_candidates, first_of_each, first_program
 from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path, same_words
@@ -49,7 +49,7 @@ class DecodeOptions:
     length_alpha: float = 0.7  # score = logprob / length**alpha; 0 = raw sum (favours short output)
     no_repeat_ngram: int = 0  # block any token n-gram from appearing twice in a command (0 = off)
     blend: bool = True  # an example of the very request first, the lookup's commands in every other place (`blend`)
-    checks: bool = True  # clean, check and re-rank the final candidates (engine/checks.py); off to measure them
+    checks: bool = True  # clean and check the final candidates (engine/checks.py); off to measure them
 
     @classmethod
     def from_meta(cls, meta: dict) -> "DecodeOptions":
@@ -284,9 +284,10 @@ class Engine:
         """The final list for `request`: the user's own answers for it first; then the model's
         candidates and the lookup's, each checked on its own (engine/checks.py drops what does not
         parse or runs an invented tool), then blended (`options.blend`: an example of this very
-        request first when the model agrees on its program, then `blend`), else the lookup's after the model's, filling the places the
-        checks freed. A command both propose keeps its first place. The lookup's commands are not
-        scored: the model did not write them, and scoring them would cost a forward pass per request."""
+        request first when the model agrees on its program, then `blend`), else the lookup's after
+        the model's, filling the places the checks freed. A command both propose keeps its first
+        place. The lookup's commands are not scored: the model did not write them, and scoring them
+        would cost a forward pass per request."""
         user = [Candidate(e.command, 0.0, e.source) for e in self.index.user_matches(request)] if self.index is not None else []
         examples = self.looked_up_examples(request, n) if self.options.checks or self.options.blend else []
         looked = [Candidate(e.command, None, "example") for e in examples]
@@ -297,7 +298,8 @@ class Engine:
         # best runs too has the likelier flags: it leads. Without the model's agreement it does not
         # ("Show disk usage" is also `docker buildx du`, a line of docker's tldr page).
         same = (self.options.blend and examples and looked and candidates and looked[0].command == examples[0].command
-                and same_words(examples[0].request, request) and _program(looked[0]) == _program(candidates[0]))
+                and same_words(examples[0].request, request)
+                and first_program(looked[0].command) == first_program(candidates[0].command))
         lead = looked[:1] if same else []
         ordered = user + lead + (blend(candidates, looked) if self.options.blend else candidates + looked)
         return first_of_each(ordered)[:n]
@@ -385,10 +387,6 @@ def sample(logp: torch.Tensor, temperature: float, top_k: int, top_p: float, gen
         drop = cumulative - sorted_logits.softmax(-1) > top_p
         logits[order[drop]] = -math.inf
     return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
-
-
-def _program(candidate: Candidate) -> str:
-    return candidate.command.split(None, 1)[0] if candidate.command.strip() else ""
 
 
 def blend(model: list[Candidate], looked: list[Candidate]) -> list[Candidate]:
