@@ -154,3 +154,28 @@ def test_a_program_the_request_names_is_not_called_invented(tiny_model, tiny_tok
     kept = engine.with_known("show why a package is installed with frobnicate", DECODED[1:2], 1)
     assert [(c.command, c.checks) for c in kept] == [("frobnicate --all", ("not installed: frobnicate",))]
     assert "frobnicate --all" not in [c.command for c in engine.with_known("list files", DECODED, 3)]
+
+
+# -- when a request stops decoding (Engine.settled) ---------------------------------------------------
+
+def test_with_the_lookup_filling_the_list_only_the_models_best_is_waited_for(tiny_model, tiny_tokenizer):
+    engine = index_engine(tiny_model, tiny_tokenizer)
+    three = INDEX[:3]
+    assert engine.settled(3, 3, three) == 1
+    assert engine.settled(3, 3, three[:1]) == 2  # the model's second fills the place the lookup leaves
+    assert engine.settled(3, 4, []) == 3
+    assert index_engine(tiny_model, tiny_tokenizer, blend=False).settled(3, 3, three) == 3  # the model's list comes first
+
+
+def test_stopping_at_the_best_keeps_it_and_decodes_fewer_steps(engine):
+    steps = {}
+    for settle in (1, 3):
+        snapshots = list(engine.beam_search([r for r, _ in PAIRS], width=3, settle=[settle] * len(PAIRS)))
+        steps[settle] = len(snapshots)
+        best = [candidates[0].command for candidates in snapshots[-1]]
+        assert best == [command for _, command in PAIRS]
+    assert steps[1] < steps[3]
+
+
+def test_without_an_index_a_list_still_gets_all_its_candidates(engine):
+    assert len(engine.suggest("list files", n=3)) == 3

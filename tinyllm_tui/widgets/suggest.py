@@ -170,7 +170,7 @@ class SuggestPanel(Vertical):
         start = last_shown = clock()
         candidates = []
         try:
-            for step in engine.beam_search([request], width=self.beam_width, n=self.n_candidates,
+            for step in engine.suggestions([request], n=self.n_candidates, width=self.beam_width,
                                            max_new_tokens=self.max_new_tokens):
                 if worker.is_cancelled:
                     return
@@ -179,7 +179,6 @@ class SuggestPanel(Vertical):
                 if clock() - last_shown >= STREAM_INTERVAL_S:
                     last_shown = clock()
                     self.post_message(CandidatesStreamed(request_id, candidates))
-            candidates = engine.with_known(request, candidates, self.n_candidates)
             examples = engine.neighbours(request)
         except EngineError as e:
             self.post_message(SuggestionFailed(request_id, str(e)))
