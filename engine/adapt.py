@@ -10,11 +10,14 @@ a merge"). Replaced stretches of equal length map word for word (a number only t
 otherwise the one argument of the example's stretch takes the request's word of its shape (number,
 path, file name), if exactly one.
 The example's request is rewritten the same way, so a prompt never shows a pair that disagrees.
-Nothing is guessed: an example whose command shares no replaced word comes back unchanged.
+Nothing is guessed: an example whose command shares no replaced word comes back unchanged, and the
+programs a command runs are never replaced ("Create a gzipped tar archive ..." read for "compress the
+logs folder ..." must not become `folder -czf ...`).
 """
 import difflib
 import re
 
+from .checks import ParseError, first_program, programs_of, simple_commands
 from .examples import Example
 
 _EDGE = ".,;:!?()[]"  # punctuation of the sentence, not of the word ("to example.com." ends a sentence)
@@ -46,10 +49,19 @@ def _argument(word: str) -> re.Pattern:
     return re.compile(r"(?<![\w./-])" + re.escape(word) + r"(?![\w/-]|\.\w)")
 
 
+def _programs(command: str) -> set[str]:
+    try:
+        return {p for words in simple_commands(command) for p in programs_of(words)}
+    except ParseError:
+        return {first_program(command)}
+
+
 def word_mapping(example_request: str, request: str, command: str) -> dict[str, str]:
     """Which of the example's words, found in its `command`, the request replaces, and with what."""
     old, new = _words(example_request), _words(request)
     present = {w for w in old if _argument(w).search(command)}
+    if present:
+        present -= _programs(command)
     if not present:
         return {}
     matcher = difflib.SequenceMatcher(a=[w.lower() for w in old], b=[w.lower() for w in new], autojunk=False)

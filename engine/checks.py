@@ -21,18 +21,22 @@ NLC2CMD 0.035 on the validation split (MODEL_CARD.md, "Same request first").
 import os
 import re
 import threading
-from dataclasses import replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Container, Iterable
+from typing import Container, Iterable, Iterator, Mapping
 
 import tree_sitter_bash
 from tree_sitter import Language, Parser
 
 from .errors import EngineError
+from .tokenizer import INVISIBLE
 
 USER_SOURCE_PREFIX = "your "  # "your correction #N", "your acceptance #N": never dropped
 NOT_INSTALLED = "not installed"
+UNSEEN_OPTION = "unseen option"
+SHARED_BY = 25  # a long option this many programs use (--help, --version, --verbose) is no one's invention
 _UTILITIES_FILE = Path(__file__).parent / "bundled" / "utilities.txt"
 
 BUILTINS = frozenset("""
@@ -64,6 +68,8 @@ _FENCE = re.compile(r"^```(?:bash|sh|shell|zsh|console|shell-session|text)?\s*|\
 _LIST_MARK = re.compile(r"^(?:\d+[.)]|[-*•])\s+")
 _PROMPT = re.compile(r"^[$#]\s+")
 _REQUEST_WORD = re.compile(r"[\w.+-]+")  # a program name as a request may spell it
+_LONG_OPTION = re.compile(r"--[A-Za-z0-9][\w-]*")
+_SEGMENT_END = re.compile(r"\|\|?|&&|;|`|\$\(|[()]")
 _QUOTES = "\"'`"
 
 
@@ -78,7 +84,8 @@ def strip_non_command(text: str) -> tuple[str, list[str]]:
     while True:
         text = text.strip()
         before = text
-        for label, pattern in (("markdown fence", _FENCE), ("list number", _LIST_MARK), ("prompt", _PROMPT)):
+        for label, pattern in (("markdown fence", _FENCE), ("list number", _LIST_MARK), ("prompt", _PROMPT),
+                               ("invisible characters", INVISIBLE)):
             cleaned = pattern.sub("", text)
             if cleaned != text:
                 text = cleaned.strip()
@@ -257,6 +264,47 @@ def program_problem(name: str, known: Container[str], named: Container[str] = ()
     return "unknown"
 
 
+# -- options ---------------------------------------------------------------------------------------
+def program_options(command: str) -> Iterator[tuple[str, list[str]]]:
+    """(program, its long options) for each piece of `command` between `|`, `;`, `&&`, `$(` ...,
+    read without parsing (the 41k commands of an index in a fraction of a second):
+    `sudo tar --create -f x | gzip --best` -> ("tar", ["--create"]), ("gzip", ["--best"])."""
+    for segment in _SEGMENT_END.split(command):
+        words = segment.split()
+        programs = programs_of(words)
+        if programs:
+            yield programs[-1], [m[0] for m in map(_LONG_OPTION.fullmatch, (w.split("=", 1)[0] for w in words)) if m]
+
+
+@dataclass(frozen=True)
+class KnownOptions:
+    """The long options each program's known commands use, and those many programs share. A model
+    that writes another (`gzip -d --install`) invented it: on the validation split no candidate with
+    one was right, while 1 in 8 of the model's first candidates had one (MODEL_CARD.md, "Unseen
+    options")."""
+    by_program: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    shared: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, commands: Iterable[str]) -> "KnownOptions":
+        by_program: dict[str, set[str]] = {}
+        for command in commands:
+            for program, options in program_options(command):
+                by_program.setdefault(program, set()).update(options)
+        users = Counter(option for options in by_program.values() for option in options)
+        return cls({p: frozenset(o) for p, o in by_program.items()},
+                   frozenset(o for o, n in users.items() if n >= SHARED_BY))
+
+    def unseen(self, command: str, request: str = "") -> list[str]:
+        """The long options of `command` its program is not known to take (and the request does not name)."""
+        out: list[str] = []
+        for program, options in program_options(command):
+            known = self.by_program.get(program)
+            if known is not None:
+                out += [o for o in options if o not in known and o not in self.shared and o not in request and o not in out]
+        return out
+
+
 # -- candidates ------------------------------------------------------------------------------------
 def first_program(command: str) -> str:
     """A command's first word: its program, read without parsing (`sudo tar ...` is sudo)."""
@@ -281,13 +329,15 @@ def first_of_each(candidates: list) -> list:
     return out
 
 
-def check_candidates(candidates: list, known: Container[str] = frozenset(), request: str = "") -> list:
+def check_candidates(candidates: list, known: Container[str] = frozenset(), request: str = "",
+                     options: KnownOptions = KnownOptions()) -> list:
     """The candidates a user should see for `request`, each with its `checks` notes, the user's first (see
-    the module doc). `known`: utilities beyond the bundled list (the example index's). Candidates are
-    the engine's Candidate records (command, score, source, checks)."""
+    the module doc). `known`: utilities beyond the bundled list (the example index's); `options`: the
+    long options known for each program. Candidates are the engine's Candidate records (command,
+    score, source, checks)."""
     _path.refresh()
     named = frozenset(_REQUEST_WORD.findall(request))
-    checked = (_check_candidate(candidate, known, named) for candidate in candidates)
+    checked = (_check_candidate(candidate, known, named, options, request) for candidate in candidates)
     return sorted(first_of_each([c for c in checked if c is not None]), key=_rank)
 
 
@@ -296,7 +346,13 @@ def _rank(candidate) -> bool:
     return not _from_user(candidate)
 
 
-def _check_candidate(candidate, known: Container[str], named: Container[str]):
+def unseen_last(candidates: list) -> list:
+    """The candidates with an unseen option after the others (stable): the list's first place goes to
+    a command whose options are known; the list keeps its commands (MODEL_CARD.md, "Unseen options")."""
+    return sorted(candidates, key=lambda c: any(note.startswith(UNSEEN_OPTION) for note in c.checks))
+
+
+def _check_candidate(candidate, known: Container[str], named: Container[str], options: KnownOptions, request: str):
     """`candidate` cleaned and annotated, or None when it is not a command a user could run."""
     user = _from_user(candidate)
     command, removed = strip_non_command(candidate.command)
@@ -319,6 +375,9 @@ def _check_candidate(candidate, known: Container[str], named: Container[str]):
                 missing.append(program)
     if missing:
         notes.append(f"{NOT_INSTALLED}: {', '.join(missing)}")
+    unseen = [] if user else options.unseen(command, request)
+    if unseen:
+        notes.append(f"{UNSEEN_OPTION}: {', '.join(unseen)}")
     return replace(candidate, command=command, checks=tuple(notes))
 
 

@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .atomic import write_bytes_atomic
-from .checks import first_program, utilities_of
+from .checks import KnownOptions, first_program, utilities_of
 from .errors import EngineError
 from .tokenizer import EXAMPLE_TOKENS
 
@@ -149,6 +149,7 @@ class ExampleIndex:
         self._user_terms: list[tuple[set[str], set[str]]] = []
         self._user_by_request: dict[str, list[Example]] = {}
         self._utilities: frozenset[str] | None = None
+        self._options: KnownOptions | None = None
         self._feedback: sqlite3.Connection | None = None
         self._feedback_path: Path | None = None
         self._feedback_version = None
@@ -165,7 +166,7 @@ class ExampleIndex:
         self._user_by_request = {}
         for e in self._user:
             self._user_by_request.setdefault(request_key(e.request), []).append(e)
-        self._utilities = None
+        self._utilities = self._options = None
 
     def attach_feedback(self, db_path) -> None:
         """Follow the feedback store at `db_path`: accepted corrections and acceptances join the index
@@ -216,6 +217,13 @@ class ExampleIndex:
             base = {first_program(e.command) for e in self.examples if e.command.strip()}
             self._utilities = frozenset(base) | utilities_of(e.command for e in self._user)
         return self._utilities
+
+    def options(self) -> KnownOptions:
+        """The long options each program of these examples (the user's included) is known to take."""
+        self._refresh()
+        if self._options is None:
+            self._options = KnownOptions.of(e.command for e in [*self.examples, *self._user])
+        return self._options
 
     # -- search --------------------------------------------------------------------------------
     def scores(self, request: str) -> np.ndarray:

@@ -17,7 +17,7 @@ import torch
 
 from .adapt import adapt_all
 from .checkpoint import load_checkpoint
-from .checks import check_candidates, first_of_each, first_program
+from .checks import KnownOptions, check_candidates, first_of_each, first_program, unseen_last
 from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path, same_words
@@ -291,6 +291,10 @@ class Engine:
         """The programs the candidate checks know from this model's example index (and the user's answers)."""
         return self.index.utilities() if self.index is not None else frozenset()
 
+    def known_options(self) -> KnownOptions:
+        """The long options the candidate checks know each program to take, from the example index."""
+        return self.index.options() if self.index is not None else KnownOptions()
+
     def list_examples(self, request: str, n: int) -> list[Example]:
         """The lookup's examples a final list of `n` draws on (`with_known`); none when neither the
         blend nor the checks use them."""
@@ -309,8 +313,8 @@ class Engine:
         examples = self.list_examples(request, n) if examples is None else examples
         looked = [Candidate(e.command, None, "example") for e in examples]
         if self.options.checks:
-            known = self.known_utilities()
-            user, candidates, looked = (check_candidates(part, known, request) for part in (user, candidates, looked))
+            known, options = self.known_utilities(), self.known_options()
+            user, candidates, looked = (check_candidates(part, known, request, options) for part in (user, candidates, looked))
         # An example of this very request (its words, after adaptation) whose program the model's
         # best runs too has the likelier flags: it leads. Without the model's agreement it does not
         # ("Show disk usage" is also `docker buildx du`, a line of docker's tldr page).
@@ -319,7 +323,7 @@ class Engine:
                 and first_program(looked[0].command) == first_program(candidates[0].command))
         lead = looked[:1] if same else []
         ordered = user + lead + (blend(candidates, looked) if self.options.blend else candidates + looked)
-        return first_of_each(ordered)[:n]
+        return unseen_last(first_of_each(ordered)[:n])
 
     @property
     def is_compiled(self) -> bool:

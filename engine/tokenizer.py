@@ -23,14 +23,17 @@ MAX_REQUEST_CHARS = 4096
 EXAMPLE_TOKENS = 48
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Characters that print as nothing (soft hyphen, zero-width spaces and joiners, direction marks, BOM):
+# pasted from the web into a command, they make an argument no one can see (`tar xf \u00ad-`).
+INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _SPACE = re.compile(r"\s+")
 
 
 def clean_text(text: str | bytes) -> str:
-    """Decode bytes leniently, drop control characters, collapse whitespace to single spaces."""
+    """Decode bytes leniently, drop control and invisible characters, collapse whitespace to single spaces."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    text = unicodedata.normalize("NFC", text)
+    text = INVISIBLE.sub("", unicodedata.normalize("NFC", text))
     text = _CONTROL.sub(" ", text.replace("\ufffd", " "))
     return _SPACE.sub(" ", text).strip()
 

@@ -34,6 +34,9 @@ def test_the_examples_request_is_rewritten_with_its_command():
     (Example("count lines in app.py", "wc -l app.py"), "count lines in app.py"),  # nothing replaced
     (Example("copy a.txt to b.txt", "cp a.txt b.txt"), "copy the notes"),  # no word of the same shape
     (Example("ping example.com 5 times", "ping -c 5 example.com"), "ping example.com five times"),
+    # the program is not an argument: "tar" -> "folder" would run a program that does not exist
+    (Example("Create a gzipped tar archive logs.tar.gz from the logs/ directory.", "tar -czf logs.tar.gz logs/"),
+     "compress the logs folder into logs.tar.gz"),
 ])
 def test_nothing_is_guessed(example, asked):
     assert adapt(example, asked) == example

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from engine.checks import ParseError, check_candidates, programs_of, simple_commands, strip_non_command
+from engine.checks import KnownOptions, ParseError, check_candidates, program_options, programs_of, simple_commands, strip_non_command
 from engine.generate import Candidate
 
 
@@ -95,7 +95,7 @@ def test_the_users_own_answers_are_never_dropped_and_stay_first():
 @pytest.mark.parametrize("raw, clean", [
     ("```bash ls -la```", "ls -la"), ("```", ""), ("1. ls -la", "ls -la"), ("- `ls -la`", "ls -la"),
     ("$ ls -la", "ls -la"), ("# ls -la", "ls -la"), ('"ls -la"', "ls -la"), ("'ls' -la 'x'", "'ls' -la 'x'"),
-    ("ls -la", "ls -la")])
+    ("ls -la", "ls -la"), ("gunzip -c f.tgz | tar xf \u00ad-", "gunzip -c f.tgz | tar xf -")])
 def test_what_is_not_a_command_is_stripped(raw, clean):
     assert strip_non_command(raw)[0] == clean
 
@@ -133,3 +133,30 @@ def test_wrappers_name_every_program():
 
 def test_checks_travel_in_the_json():
     assert Candidate("jq .", -0.1, checks=("not installed: jq",)).to_dict()["checks"] == ["not installed: jq"]
+
+
+# -- long options nobody has seen a program take (KnownOptions) --------------------------------------
+KNOWN = ["tar --create --file x.tar x", "sudo gzip --keep f", "gzip -d f.gz", "ls --color=auto",
+         *[f"tool{i} --help" for i in range(25)]]
+
+
+def test_each_piece_of_a_line_has_its_own_program_and_options():
+    assert list(program_options("sudo tar --create -f x | gzip --best=9 -k; echo $(ls --all)")) == [
+        ("tar", ["--create"]), ("gzip", ["--best"]), ("echo", []), ("ls", ["--all"])]
+
+
+def test_an_option_a_known_program_never_took_is_unseen():
+    options = KnownOptions.of(KNOWN)
+    assert options.unseen("gzip -d --install f") == ["--install"]
+    assert options.unseen("gzip --keep f && tar --create --gzip -f x") == ["--gzip"]
+    assert options.unseen("ls --color=never") == []  # the option, not its value
+    assert options.unseen("gzip --help") == []  # 25 programs take --help: nobody's invention
+    assert options.unseen("frob --anything") == []  # a program the examples never ran: nothing to judge
+    assert options.unseen("gzip --install f", "gzip with --install") == []  # the user asked for it
+
+
+def test_an_unseen_option_is_a_note_and_never_on_the_users_answer():
+    options = KnownOptions.of(KNOWN)
+    out = check_candidates([Candidate("tar --gzip -f x", -0.1), Candidate("tar --zstd -f x", 0.0, "your correction #1")],
+                           options=options)
+    assert [(c.command, c.checks) for c in out] == [("tar --zstd -f x", ()), ("tar --gzip -f x", ("unseen option: --gzip",))]

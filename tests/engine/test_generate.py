@@ -156,6 +156,17 @@ def test_a_program_the_request_names_is_not_called_invented(tiny_model, tiny_tok
     assert "frobnicate --all" not in [c.command for c in engine.with_known("list files", DECODED, 3)]
 
 
+def test_a_command_with_an_option_its_program_never_took_goes_last(tiny_model, tiny_tokenizer):
+    engine = index_engine(tiny_model, tiny_tokenizer)
+    decoded = [Candidate("ls --invented", -1.0), Candidate("ls -la", -2.0)]
+    out = engine.with_known("list files", decoded, 6)
+    assert out[-1].command == "ls --invented" and out[-1].checks == ("unseen option: --invented",)
+    assert not any("unseen" in note for c in out[:-1] for note in c.checks)  # the others, the model's second first
+    assert out[0].command == "ls -la"
+    # It moves within the list, it does not push a command out of it.
+    assert [c.command for c in engine.with_known("list files", decoded, 2)] == ["ls -la", "ls --invented"]
+
+
 # -- when a request stops decoding (Engine.settled) ---------------------------------------------------
 
 def test_with_the_lookup_filling_the_list_only_the_models_best_is_waited_for(tiny_model, tiny_tokenizer):

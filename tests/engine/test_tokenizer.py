@@ -41,6 +41,7 @@ def test_empty_requests_are_refused(junk):
 def test_control_characters_and_bad_utf8_are_cleaned():
     assert normalize_request("list\x1b[31m   files\n") == "list [31m files"
     assert normalize_request(b"list \xff files") == "list files"
+    assert normalize_request("list\u200b fi\u00adles\ufeff") == "list files"  # invisible: gone, not a space
 
 
 def test_prompt_with_examples_puts_the_most_relevant_nearest_the_request(tiny_tokenizer):

@@ -73,7 +73,7 @@ def test_tldr_accepts_pages_dir_and_rejects_other(tldr_root, tmp_path):
 
 def test_nl2bash_parallel_lines(tmp_path):
     (tmp_path / "all.nl").write_text("List files.\n\nShow disk usage.\n")
-    (tmp_path / "all.cm").write_text("ls\necho orphan\ndu -sh .\n")
+    (tmp_path / "all.cm").write_text("ls\necho orphan\ndu -sh \u00ad.\n")  # a soft hyphen, as in NL2Bash
     skipped = Counter()
     pairs = list(read_nl2bash(tmp_path, skipped=skipped))
     assert [(p.instruction, p.command) for p in pairs] == [("List files.", "ls"), ("Show disk usage.", "du -sh .")]

@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.tokenizer import INVISIBLE
 from training.errors import TrainingError
 
 log = logging.getLogger("tinyllm.training.data")
@@ -37,9 +38,10 @@ class Pair:
 
 
 def clean_field(text: str) -> str | None:
-    """`text` stripped, or None when it is empty or holds binary junk (NUL, control characters, or
-    U+FFFD from undecodable bytes) -- such a line is skipped, not trained on."""
-    text = text.strip()
+    """`text` stripped of invisible characters (a soft hyphen in an NL2Bash command), or None when it
+    is empty or holds binary junk (NUL, control characters, or U+FFFD from undecodable bytes) -- such
+    a line is skipped, not trained on."""
+    text = INVISIBLE.sub("", text).strip()
     if not text or "\ufffd" in text:
         return None
     if any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in text):
