@@ -17,7 +17,7 @@ import torch
 
 from .adapt import adapt_all
 from .checkpoint import load_checkpoint
-from .checks import KnownOptions, check_candidates, first_of_each, first_program, unseen_last
+from .checks import KnownOptions, check_candidates, doubtful_last, first_of_each, first_program
 from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path, same_words
@@ -323,7 +323,7 @@ class Engine:
                 and first_program(looked[0].command) == first_program(candidates[0].command))
         lead = looked[:1] if same else []
         ordered = user + lead + (blend(candidates, looked) if self.options.blend else candidates + looked)
-        return unseen_last(first_of_each(ordered)[:n])
+        return doubtful_last(first_of_each(ordered)[:n])
 
     @property
     def is_compiled(self) -> bool:

@@ -160,3 +160,12 @@ def test_an_unseen_option_is_a_note_and_never_on_the_users_answer():
     out = check_candidates([Candidate("tar --gzip -f x", -0.1), Candidate("tar --zstd -f x", 0.0, "your correction #1")],
                            options=options)
     assert [(c.command, c.checks) for c in out] == [("tar --zstd -f x", ()), ("tar --gzip -f x", ("unseen option: --gzip",))]
+
+
+def test_an_argument_named_twice_is_a_note():
+    out = check_candidates([Candidate("tar -czf logs.tar.gz logs.tar.gz", -0.1), Candidate("tar -czf logs.tar.gz logs/", -0.2),
+                            Candidate("ls -l {} \\; && ls -l $f $f {{file}} {{file}}", -0.3),  # no word, an expansion, a placeholder
+                            Candidate("tar -czf x.tgz x.tgz", 0.0, "your correction #1")])
+    assert [(c.command, c.checks) for c in out] == [
+        ("tar -czf x.tgz x.tgz", ()), ("tar -czf logs.tar.gz logs.tar.gz", ("repeated argument: logs.tar.gz",)),
+        ("tar -czf logs.tar.gz logs/", ()), ("ls -l {} \\; && ls -l $f $f {{file}} {{file}}", ())]

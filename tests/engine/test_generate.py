@@ -157,6 +157,7 @@ def test_a_program_the_request_names_is_not_called_invented(tiny_model, tiny_tok
 
 
 def test_a_command_with_an_option_its_program_never_took_goes_last(tiny_model, tiny_tokenizer):
+    # (the same for a repeated argument: both are doubts, engine/checks.py DOUBTS)
     engine = index_engine(tiny_model, tiny_tokenizer)
     decoded = [Candidate("ls --invented", -1.0), Candidate("ls -la", -2.0)]
     out = engine.with_known("list files", decoded, 6)

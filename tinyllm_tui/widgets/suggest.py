@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, ListItem, ListView, Static
 from textual.worker import get_current_worker
 
+from engine.checks import DOUBTS, NOT_INSTALLED
 from engine.errors import EngineError
 from engine.safety import destructive_reason
 
@@ -41,7 +42,7 @@ def candidate_text(rank: int, command: str, score: float, source: str = "model",
     text = Text.assemble((f"{rank}. ", "dim"), (command, "bold"), (origin, "dim" if source == "model" else "italic green"))
     reason = destructive_reason(command)
     notes = [(f"⚠ DESTRUCTIVE: {reason}", "bold reverse")] if reason else []
-    notes += [(note, "yellow" if note.startswith("not installed") else "dim") for note in checks]
+    notes += [(note, "yellow" if note.startswith((NOT_INSTALLED, *DOUBTS)) else "dim") for note in checks]
     if notes:
         text.append("\n   ")
     for i, (note, style) in enumerate(notes):
