@@ -1,7 +1,7 @@
 """Checks on every candidate before a user sees it: is it a command line, and does it run real tools?
 
-- What is not a command is cleaned (a markdown fence, a list number, a `$ ` or `# ` prompt, quotes
-  around the whole line) or dropped when nothing is left.
+- What is not a command is cleaned (a markdown fence, a list number, a `$ ` or `# ` prompt, invisible
+  characters, quotes around the whole line) or dropped when nothing is left.
 - The line must parse as bash. tree-sitter-bash, a maintained grammar of all of bash (`case`, heredocs,
   every compound command), builds its syntax tree and flags unclosed quotes and substitutions,
   unfinished `if`/`for`/`case`, an operator without its command, a redirection without its target; the
@@ -13,6 +13,9 @@
   shell builtin or keyword, a path, an executable on PATH, a word of the request (the user's, not the
   model's invention: `npm-why`), or a utility known from training data or the example index. Unknown ones (invented by the model) are dropped; known but missing ones are kept
   and marked "not installed".
+- Doubts, noted and moved last within the list by the engine (`doubtful_last`): a long option the
+  program never takes in the example index (`gzip -d --install`), an argument named twice (`tar -czf
+  a.tgz a.tgz`).
 Duplicates (same words after whitespace is collapsed) merge; the user's own answers go first, the
 rest keep the engine's order (a stable sort). A missing tool is a note, not a demotion: the right
 command for a tool the user has yet to install is still the right command, and putting it last cost
