@@ -149,6 +149,7 @@ class ExampleIndex:
         self._user_terms: list[tuple[set[str], set[str]]] = []
         self._user_by_request: dict[str, list[Example]] = {}
         self._utilities: frozenset[str] | None = None
+        self._base_options: KnownOptions | None = None
         self._options: KnownOptions | None = None
         self._feedback: sqlite3.Connection | None = None
         self._feedback_path: Path | None = None
@@ -219,10 +220,13 @@ class ExampleIndex:
         return self._utilities
 
     def options(self) -> KnownOptions:
-        """The long options each program of these examples (the user's included) is known to take."""
+        """The long options each program of these examples (the user's included) is known to take.
+        The base examples' are read once (0.2 s for 41k); a new user example adds its own."""
         self._refresh()
+        if self._base_options is None:
+            self._base_options = KnownOptions.of(e.command for e in self.examples)
         if self._options is None:
-            self._options = KnownOptions.of(e.command for e in [*self.examples, *self._user])
+            self._options = self._base_options.with_commands(e.command for e in self._user)
         return self._options
 
     # -- search --------------------------------------------------------------------------------

@@ -153,6 +153,9 @@ def test_an_option_a_known_program_never_took_is_unseen():
     assert options.unseen("gzip --help") == []  # 25 programs take --help: nobody's invention
     assert options.unseen("frob --anything") == []  # a program the examples never ran: nothing to judge
     assert options.unseen("gzip --install f", "gzip with --install") == []  # the user asked for it
+    # the user's own commands teach options at once (a correction joins the index)
+    assert options.with_commands(["gzip --install x", "frob --x"]).unseen("gzip -d --install f") == []
+    assert options.unseen("gzip -d --install f") == ["--install"]  # the base is left as it was
 
 
 def test_an_unseen_option_is_a_note_and_never_on_the_users_answer():

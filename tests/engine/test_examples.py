@@ -75,6 +75,16 @@ def test_accepted_corrections_are_found_the_moment_they_are_accepted(tmp_path):
     assert index.user_matches("show disk usage")[0].source == f"your acceptance #{accepted}"
 
 
+def test_the_users_options_are_known_the_moment_they_are_accepted(tmp_path):
+    db = tmp_path / "feedback.db"
+    index = ExampleIndex([Example("untar a file", "tar -x -f a.tar"), Example("pack a file", "tar --create -f a.tar a")])
+    index.attach_feedback(db)
+    assert index.options().unseen("tar --zstd -xf a.tar.zst") == ["--zstd"]
+    store = FeedbackStore(db)
+    store.accept(store.add_correction("untar a.tar.zst", "tar -xf a.tar.zst", "tar --zstd -xf a.tar.zst", "cli"))
+    assert index.options().unseen("tar --zstd -xf a.tar.zst") == []
+
+
 def test_a_corrupt_feedback_database_leaves_the_index_working(tmp_path):
     db = tmp_path / "feedback.db"
     db.write_bytes(b"this is not sqlite" * 100)
