@@ -17,7 +17,7 @@ logs folder ..." must not become `folder -czf ...`).
 import difflib
 import re
 
-from .checks import ParseError, first_program, programs_of, simple_commands
+from .checks import ParseError, first_program, programs_in
 from .examples import Example
 
 _EDGE = ".,;:!?()[]"  # punctuation of the sentence, not of the word ("to example.com." ends a sentence)
@@ -51,7 +51,7 @@ def _argument(word: str) -> re.Pattern:
 
 def _programs(command: str) -> set[str]:
     try:
-        return {p for words in simple_commands(command) for p in programs_of(words)}
+        return set(programs_in(command))
     except ParseError:
         return {first_program(command)}
 

@@ -199,6 +199,11 @@ def programs_of(words: list[str]) -> list[str]:
     return out
 
 
+def programs_in(command: str) -> list[str]:
+    """Every program a command line runs, in every simple command (raises ParseError)."""
+    return [program for words in simple_commands(command) for program in programs_of(words)]
+
+
 # -- programs --------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def bundled_utilities() -> frozenset[str]:
@@ -215,8 +220,7 @@ def utilities_of(commands: Iterable[str]) -> frozenset[str]:
     names = set()
     for command in commands:
         try:
-            for words in simple_commands(command):
-                names.update(p for p in programs_of(words) if _plain_name(p))
+            names.update(p for p in programs_in(command) if _plain_name(p))
         except ParseError:
             continue
     return frozenset(names)
