@@ -22,6 +22,7 @@ from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path, same_words
 from .model import GPT
+from .review import WEIGHT, Reviewer, reviewer_path
 from .tokenizer import MAX_REQUEST_CHARS, Tokenizer, clean_text, normalize_request
 
 log = logging.getLogger("tinyllm.engine")
@@ -37,6 +38,7 @@ class Candidate:
     score: float | None  # the model's log-probability per token^alpha (length-normalised); None: not the model's
     source: str = MODEL_SOURCE  # "model", "example" (the lookup's), "your correction #N"
     checks: tuple[str, ...] = ()  # what engine/checks.py found: "not installed: jq", "cleaned: prompt"; () = all good
+    logprob: float | None = None  # the model's summed log-probability (what the reviewer's score adds to)
 
     def to_dict(self) -> dict:
         return {"command": self.command, "score": None if self.score is None else round(self.score, 4), "source": self.source,
@@ -50,6 +52,8 @@ class DecodeOptions:
     no_repeat_ngram: int = 0  # block any token n-gram from appearing twice in a command (0 = off)
     blend: bool = True  # an example of the very request first, the lookup's commands in every other place (`blend`)
     checks: bool = True  # clean and check the final candidates (engine/checks.py); off to measure them
+    review: bool = True  # rank the model's candidates with its reviewer, when it has one (engine/review.py)
+    review_width: int = 10  # the beams a reviewed list decodes, every one to its end
 
     @classmethod
     def from_meta(cls, meta: dict) -> "DecodeOptions":
@@ -72,6 +76,7 @@ class Ended(NamedTuple):
 
     score: float  # length-normalised
     tokens: list[int]
+    logprob: float  # summed
 
 
 class Engine:
@@ -80,7 +85,8 @@ class Engine:
     compiled by `compiled`)."""
 
     def __init__(self, model: GPT, tokenizer: Tokenizer, name: str = "", options: DecodeOptions | None = None,
-                 index: ExampleIndex | None = None, retrieval: RetrievalSettings | None = None, step=None):
+                 index: ExampleIndex | None = None, retrieval: RetrievalSettings | None = None, step=None,
+                 reviewer: Reviewer | None = None):
         self.model = model.eval()
         self.step = step or model.cached_forward
         self.tokenizer = tokenizer
@@ -88,6 +94,7 @@ class Engine:
         self.options = options or DecodeOptions()
         self.index = index  # examples the prompt shows (None: the plain prompt)
         self.retrieval = retrieval or RetrievalSettings()
+        self.reviewer = reviewer  # None: the model's candidates keep the model's order
         stop = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
         stop[[tokenizer.eos_id, *tokenizer.newline_ids()]] = True
         self.stop_mask = stop
@@ -108,8 +115,14 @@ class Engine:
                 index = ExampleIndex.load(examples_path(path))
             except EngineError as e:  # the model still answers, from the plain prompt
                 log.error("%s; suggesting without retrieved examples", e)
+        reviewer = None
+        if reviewer_path(path).is_file():
+            try:
+                reviewer = Reviewer.load(reviewer_path(path), dtype or inference_dtype())
+            except EngineError as e:  # the model still answers, in its own order
+                log.error("%s; suggesting without a reviewer", e)
         return cls(model, checkpoint.tokenizer, name=str(path), options=options or DecodeOptions.from_meta(checkpoint.meta),
-                   index=index, retrieval=retrieval)
+                   index=index, retrieval=retrieval, reviewer=reviewer)
 
     # -- prompts -------------------------------------------------------------------------------
     def neighbours(self, request: str) -> list[Example]:
@@ -206,7 +219,7 @@ class Engine:
                     seq = beams[r][beam]
                     if self.stop_mask[token] or last:
                         ended = seq if self.stop_mask[token] else seq + [token]
-                        finished[r].append(Ended(self._normalise(score, len(ended) + 1), ended))
+                        finished[r].append(Ended(self._normalise(score, len(ended) + 1), ended, score))
                     else:
                         kept.append(Beam(score, beam, seq + [token], token))
                 finished[r].sort(key=lambda ended: -ended.score)
@@ -249,14 +262,14 @@ class Engine:
     def _candidates(self, finished, alive, alive_scores, n) -> list[Candidate]:
         """Finished hypotheses first, then the alive ones (so a stream shows growing commands)."""
         pool = sorted(finished, key=lambda ended: -ended.score)
-        pool += [Ended(self._normalise(s, len(seq) + 1), seq)
+        pool += [Ended(self._normalise(s, len(seq) + 1), seq, s)
                  for s, seq in zip(alive_scores.tolist(), alive) if s > -math.inf and seq]
         out, seen = [], set()
-        for score, seq in pool:
+        for score, seq, logprob in pool:
             command = clean_text(self.tokenizer.decode(seq))
             if command and command not in seen:
                 seen.add(command)
-                out.append(Candidate(command, score))
+                out.append(Candidate(command, score, logprob=logprob))
             if len(out) == n:
                 break
         return out
@@ -356,30 +369,47 @@ class Engine:
         """One throwaway suggestion: the first decode pays for kernel set-up, so a user's first should not."""
         self.suggest("list files", n=1)
 
-    def suggest(self, request: str, n: int = 3, max_new_tokens: int | None = None) -> list[Candidate]:
-        return self.suggest_batch([request], n=n, max_new_tokens=max_new_tokens)[0]
+    def suggest(self, request: str, n: int = 3, max_new_tokens: int | None = None,
+                review: bool | None = None) -> list[Candidate]:
+        return self.suggest_batch([request], n=n, max_new_tokens=max_new_tokens, review=review)[0]
 
     def suggest_batch(self, requests: list[str], n: int = 1, width: int | None = None,
-                      max_new_tokens: int | None = None) -> list[list[Candidate]]:
+                      max_new_tokens: int | None = None, review: bool | None = None) -> list[list[Candidate]]:
         result = []
-        for result in self.suggestions(requests, n=n, width=width, max_new_tokens=max_new_tokens):
+        for result in self.suggestions(requests, n=n, width=width, max_new_tokens=max_new_tokens, review=review):
             pass
         return result
 
     def suggestions(self, requests: list[str], n: int = 1, width: int | None = None,
-                    max_new_tokens: int | None = None) -> Iterator[list[list[Candidate]]]:
+                    max_new_tokens: int | None = None, review: bool | None = None) -> Iterator[list[list[Candidate]]]:
         """Each request's candidates after every decoding step (the model's, growing: what the app
-        streams), and last the final lists (`with_known`)."""
-        width = max(n, width or n)
+        streams), and last the final lists (`with_known`). `review` (default `options.review`) ranks
+        the model's candidates with its reviewer, if it has one: that decodes `options.review_width`
+        beams, each to its end, ~3x the time of the model's order (the key binding asks without)."""
+        review = self.reviews(review)
+        width = max(n, width or n, self.options.review_width if review else 0)
         examples = [self.list_examples(request, n) for request in requests]
-        settle = [self.settled(n, width, e) for e in examples]
+        settle = [width] * len(requests) if review else [self.settled(n, width, e) for e in examples]
         # The beam's other finished hypotheses cost nothing more: spares for candidates the checks drop.
         pool = 2 * n if self.options.checks else n
         result = []
-        for result in self.beam_search(requests, width=width, n=pool, max_new_tokens=max_new_tokens, settle=settle):
+        for result in self.beam_search(requests, width=width, n=width if review else pool,
+                                       max_new_tokens=max_new_tokens, settle=settle):
             yield [candidates[:n] for candidates in result]
+        if review:
+            result = [self.reviewed(request, candidates)[:pool] for request, candidates in zip(requests, result)]
         yield [self.with_known(request, candidates, n, known)
                for request, candidates, known in zip(requests, result, examples)]
+
+    def reviews(self, review: bool | None = None) -> bool:
+        """Whether a list is ranked by the reviewer: asked for (else `options.review`) and there is one."""
+        return self.reviewer is not None and (self.options.review if review is None else review)
+
+    def reviewed(self, request: str, candidates: list[Candidate]) -> list[Candidate]:
+        """The model's candidates best first by log p(command | request) + WEIGHT * log p(request | command)."""
+        back = self.reviewer.scores(request, [c.command for c in candidates])
+        ranked = sorted(zip(candidates, back), key=lambda pair: -(pair[0].logprob + WEIGHT * pair[1]))
+        return [candidate for candidate, _ in ranked]
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -434,7 +464,7 @@ def blend(model: list[Candidate], looked: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def timed_suggest(engine: Engine, request: str, n: int) -> tuple[list[Candidate], float]:
+def timed_suggest(engine: Engine, request: str, n: int, review: bool | None = None) -> tuple[list[Candidate], float]:
     start = time.perf_counter()
-    candidates = engine.suggest(request, n=n)
+    candidates = engine.suggest(request, n=n, review=review)
     return candidates, (time.perf_counter() - start) * 1000

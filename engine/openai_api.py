@@ -18,6 +18,18 @@ def string_field(fields: dict, name: str) -> str:
     return value
 
 
+def flag_field(fields: dict, name: str, default: bool) -> bool:
+    value = fields.get(name)
+    if value is None:
+        return default
+    flags = {"1": True, "true": True, "0": False, "false": False}  # form fields arrive as text
+    if isinstance(value, str) and value.lower() in flags:
+        return flags[value.lower()]
+    if not isinstance(value, bool):
+        raise EngineError(f'"{name}" must be true or false')
+    return value
+
+
 def number_field(fields: dict, name: str, default, low, high, kind=int):
     value = fields.get(name)
     if value is None:

@@ -18,7 +18,7 @@ from . import paths
 from .atomic import atomic_path, write_text_atomic
 from .checkpoint import read_meta
 from .errors import EngineError
-from .examples import examples_path
+from .companions import copy_companions, remove_companions
 
 BUNDLED_MODEL = Path(__file__).parent / "bundled" / "default.tlm"
 
@@ -128,14 +128,12 @@ class ModelStore:
         except OSError as e:
             raise EngineError(f"cannot add a model to {self.root}: {e.strerror}") from e
         try:
-            if examples_path(checkpoint_path).is_file():  # the example index first: the model reads it on load
-                with atomic_path(examples_path(target)) as tmp:
-                    shutil.copyfile(examples_path(checkpoint_path), tmp)
+            copy_companions(checkpoint_path, target)  # first: the model reads them on load
             with atomic_path(target) as tmp:
                 shutil.copyfile(checkpoint_path, tmp)
         except OSError as e:  # a full disk: give the number back rather than leave an empty version
             target.unlink(missing_ok=True)
-            examples_path(target).unlink(missing_ok=True)
+            remove_companions(target)
             raise EngineError(f"cannot add a model to {self.root}: {e.strerror}") from e
         if activate:
             self.activate(version)
@@ -156,7 +154,7 @@ class ModelStore:
         if not self.path(version).is_file():
             raise EngineError(f"no model version {version}")
         self.path(version).unlink()
-        examples_path(self.path(version)).unlink(missing_ok=True)
+        remove_companions(self.path(version))
 
     def previous_version(self) -> int | None:
         """The version before the active one: what `rollback` goes to."""

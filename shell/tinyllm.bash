@@ -12,6 +12,7 @@
 # A key already bound to a shell command or macro (navi's Ctrl-G, ...) is taken over, and init says so.
 # and at each keypress:
 #   TINYLLM_TIMEOUT=SECS  how long to wait for an answer (default 15)
+#   TINYLLM_REVIEW=1      rank candidates with the model's reviewer, as `tinyllm suggest` does (~3x slower)
 #   TINYLLM_NOFEEDBACK=1  never report what you ran
 # After a suggestion, the one command you run next goes to the local daemon only (the feedback queue,
 # reviewed with `tinyllm feedback`): unchanged or with only its placeholders filled in, as an
@@ -40,7 +41,7 @@ _tinyllm_fetch() {
   fi
   for attempt in 1 2; do
     out=$(command curl -s --max-time "$timeout" --unix-socket "$_tinyllm_socket" -w '\n%{http_code}' \
-      --data-urlencode "prompt=$1" --data n=3 'http://localhost/v1/suggest?format=lines' 2>/dev/null)
+      --data-urlencode "prompt=$1" --data n=3 --data-urlencode "review=${TINYLLM_REVIEW:-0}" 'http://localhost/v1/suggest?format=lines' 2>/dev/null)
     rc=$?
     [[ $rc == 7 && $attempt == 1 ]] || break
     printf '\r\033[Ktinyllm: starting the daemon...' >&2

@@ -15,7 +15,6 @@ thread could not run it) and writes a run directory the Train panel would list a
 import fcntl
 import logging
 import random
-import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ import torch
 
 from engine import paths
 from engine.checkpoint import load_checkpoint, read_payload, save_checkpoint
-from engine.examples import examples_path
+from engine.companions import copy_companions
 from engine.feedback import Correction, FeedbackStore, UpdateRecord
 from engine.generate import Engine
 from engine.model import GPT
@@ -297,6 +296,5 @@ def _publish(store: ModelStore, model: GPT, tokenizer: Tokenizer, parent_meta: d
     )
     with tempfile.TemporaryDirectory(dir=paths.data_dir(), prefix=".update-") as tmp:
         path = save_checkpoint(Path(tmp) / "model.tlm", model, tokenizer, meta, dtype=dtype)
-        if examples_path(parent_path).is_file():  # the new version reads the same examples
-            shutil.copyfile(examples_path(parent_path), examples_path(path))
+        copy_companions(parent_path, path)  # the new version reads the same examples, ranks with the same reviewer
         return store.add(path, activate=True)

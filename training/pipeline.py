@@ -53,6 +53,7 @@ class PairData:
     val_fraction: float = 0.05
     augment: int = 4  # request variants per training pair (0 = none)
     placeholders: bool = False  # also a variant with tldr placeholders filled (data/placeholders.py)
+    reverse: bool = False  # train on the pairs read backwards, command in and request out (a reviewer, engine/review.py)
     seed: int = 0
 
 
@@ -129,9 +130,13 @@ def run_sft(run: RunDir, config: TrainConfig, choice: ModelChoice, data: PairDat
     model's example index beside its checkpoint, and every prompt shows retrieved examples."""
     retrieval = retrieval or RetrievalChoice()
     train_pairs, val_pairs = read_split(data)
+    if data.reverse and retrieval.k:
+        raise TrainingError("a reviewer (reverse = true) reads no retrieved examples: set retrieval k = 0")
     model, tokenizer, meta = build_model(run, choice, lambda: tokenizer_texts(train_pairs))
     rank, world = distributed()
     examples, origins = training_examples(train_pairs, data)
+    if data.reverse:  # read backwards after the split and the request variants: the same pairs stay apart
+        examples, val_pairs = [p.reversed() for p in examples], [p.reversed() for p in val_pairs]
     eval_pairs = sample(val_pairs, config.eval_samples, seed=1)
     index, neighbours, eval_neighbours = None, None, None
     if retrieval.k:

@@ -10,7 +10,6 @@ those already finished, so running it again after a stop (or a crash) resumes wh
 """
 import json
 import logging
-import shutil
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from engine import paths
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.examples import examples_path
+from engine.companions import copy_companions
 from engine.generate import DecodeOptions
 
 from .data.sources import default_data_dir, load_texts
@@ -46,7 +45,7 @@ def load_recipe(path) -> dict:
     if "sft" not in recipe:
         raise TrainingError(f"{path}: a recipe needs an [sft] section")
     for phase in ("pretrain", "sft"):
-        unknown = set(recipe.get(phase, {})) - LOOP_KEYS - {"data", "text", "augment", "placeholders", "val_fraction"}
+        unknown = set(recipe.get(phase, {})) - LOOP_KEYS - {"data", "text", "augment", "placeholders", "reverse", "val_fraction"}
         if unknown:
             raise TrainingError(f"{path}: unknown keys in [{phase}]: {', '.join(sorted(unknown))}")
     for section, settings in (("decode", DecodeOptions), ("retrieval", RetrievalChoice)):
@@ -77,7 +76,8 @@ def run_recipe(path, run_dir=None) -> Path:
     init = run_recipe(Path(path).resolve().parent / model["init_recipe"]) if model.get("init_recipe") else None
     sft = recipe["sft"]
     data = PairData(sources=sft.get("data", PairData().sources), val_fraction=sft.get("val_fraction", 0.05),
-                    augment=sft.get("augment", 4), placeholders=sft.get("placeholders", False), seed=sft.get("seed", 0))
+                    augment=sft.get("augment", 4), placeholders=sft.get("placeholders", False), reverse=sft.get("reverse", False),
+                    seed=sft.get("seed", 0))
     retrieval = RetrievalChoice(**recipe.get("retrieval", {}))
     pretrain = recipe.get("pretrain")
 
@@ -122,6 +122,5 @@ def run_recipe(path, run_dir=None) -> Path:
         pre = load_checkpoint(root / "pretrain" / "checkpoint.tlm").meta
         meta["pretrain"] = {k: pre.get(k) for k in ("data", "steps", "tokens", "train_seconds", "eval")}
     out = save_checkpoint(root / "model.tlm", final.model, final.tokenizer, meta, dtype=dtype)
-    if examples_path(run.checkpoint).is_file():
-        shutil.copyfile(examples_path(run.checkpoint), examples_path(out))
+    copy_companions(run.checkpoint, out)
     return out

@@ -101,6 +101,7 @@ def test_an_accepted_correction_comes_first_at_once_through_the_daemon(daemon, h
     ("/v1/suggest", b'{"prompt": "  \\t "}', 400, "empty request"),
     ("/v1/suggest", b'{"prompt": 3}', 400, '"prompt" must be a string'),
     ("/v1/suggest", b'{"prompt": "list files", "n": 0}', 400, '"n" must be between'),
+    ("/v1/suggest", b'{"prompt": "list files", "review": "yes"}', 400, '"review" must be true or false'),
     ("/v1/feedback", b'{"request": "list files", "source": "shell"}', 400, '"corrected"'),
     ("/v1/feedback", b'{"request": "list files", "suggested": "ls", "corrected": "ls", "source": "shell"}', 400,
      "same as the suggestion"),
@@ -293,5 +294,34 @@ def test_two_starts_at_once_give_one_daemon_and_sigterm_removes_the_socket(tiny_
         assert log.count("listening on") == 1 and "another daemon already serves" in log
         os.kill(pid, signal.SIGTERM)
         assert wait_until(lambda: not socket_of(home).exists(), 10)
+    finally:
+        remove_home(home)
+
+
+def test_the_daemon_ranks_with_the_models_reviewer_unless_asked_not_to(tiny_checkpoint, tmp_path):
+    """The shell key asks with review=0 (fast); `tinyllm suggest` and the app get the reviewed list."""
+    import shutil
+
+    from engine.generate import Engine
+    from engine.review import reviewer_path
+
+    model = tmp_path / "m.tlm"
+    shutil.copyfile(tiny_checkpoint, model)
+    shutil.copyfile(tiny_checkpoint, reviewer_path(model))  # a reviewer of no skill: it still reorders
+    engine = Engine.from_checkpoint(model)
+    request_text = "list files"
+    reviewed = [c.command for c in engine.suggest(request_text, n=3)]
+    plain = [c.command for c in engine.suggest(request_text, n=3, review=False)]
+    assert reviewed != plain
+    home = make_home(model)
+    try:
+        process = start_daemon(home)
+        status, body = request(socket_of(home), "POST", "/v1/suggest", {"prompt": request_text, "n": 3})
+        assert status == 200 and [c["command"] for c in body["candidates"]] == reviewed
+        status, text = post(socket_of(home), b"prompt=list+files&n=3&review=0", "application/x-www-form-urlencoded",
+                            "/v1/suggest?format=lines")
+        assert status == 200 and text.decode().splitlines() == plain
+        process.terminate()
+        process.wait(10)
     finally:
         remove_home(home)

@@ -51,18 +51,22 @@ def test_store_lives_under_tinyllm_home(tinyllm_home):
     assert oct(ModelStore().root.stat().st_mode & 0o777) == "0o700"
 
 
-def test_a_version_keeps_its_example_index(tiny_checkpoint, tmp_path):
+def test_a_version_keeps_its_example_index_and_reviewer(tiny_checkpoint, tmp_path):
     import shutil
 
     from engine.examples import Example, examples_path, load_examples, save_examples
+    from engine.review import reviewer_path
 
     model = tmp_path / "m.tlm"
     shutil.copyfile(tiny_checkpoint, model)
     save_examples(examples_path(model), [Example("list files", "ls", "test")])
+    shutil.copyfile(tiny_checkpoint, reviewer_path(model))
     store = ModelStore()
     version = store.add(model)
     other = store.add(tiny_checkpoint, activate=True)
     assert load_examples(examples_path(store.path(version))) == [Example("list files", "ls", "test")]
-    assert store.versions() == [version, other] and not examples_path(store.path(other)).exists()
+    assert reviewer_path(store.path(version)).read_bytes() == tiny_checkpoint.read_bytes()
+    assert store.versions() == [version, other]  # a reviewer beside a version is not a version
+    assert not examples_path(store.path(other)).exists() and not reviewer_path(store.path(other)).exists()
     store.remove(version)
-    assert not examples_path(store.path(version)).exists()
+    assert not examples_path(store.path(version)).exists() and not reviewer_path(store.path(version)).exists()

@@ -129,3 +129,35 @@ def init_messages(shell_argv: list[str], before: str, script: str) -> str:
                             capture_output=True, text=True, timeout=20)
     return "".join(line for line in result.stderr.splitlines(keepends=True) if line.startswith("tinyllm:"))
 
+
+
+def run_review_scenario(shell: str, argv: list[str], workdir, checkpoint) -> None:
+    """With a reviewer beside the model, the key shows the model's own order (the fast list) and, with
+    TINYLLM_REVIEW=1, the reviewed one, as `tinyllm suggest` does."""
+    import shutil
+
+    from engine.generate import Engine
+    from engine.review import reviewer_path
+    from tests.shell.daemon import make_home, remove_home
+
+    model = workdir / "m.tlm"
+    shutil.copyfile(checkpoint, model)
+    shutil.copyfile(checkpoint, reviewer_path(model))  # a reviewer of no skill: it still reorders
+    engine = Engine.from_checkpoint(model)
+    plain = [c.command for c in engine.suggest("list files", n=3, review=False)]
+    reviewed = [c.command for c in engine.suggest("list files", n=3)]
+    assert plain[1] != reviewed[1]
+    home = make_home(model)
+    try:
+        for env, expected in (({}, plain), ({"TINYLLM_REVIEW": "1"}, reviewed)):
+            terminal = start_shell(shell, argv, daemon_script(shell, home), workdir, home, env)
+            try:
+                terminal.type("list files")
+                terminal.press("C-g")
+                terminal.wait_prompt(expected[0], timeout=START_TIMEOUT_S)
+                terminal.press("C-g")
+                terminal.wait_prompt(expected[1])
+            finally:
+                terminal.close()
+    finally:
+        remove_home(home)

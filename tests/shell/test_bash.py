@@ -6,6 +6,7 @@ from shell import init_script
 from shell.client import health
 from tests.shell.daemon import socket_of, stop_daemon
 from tests.shell.scenario import (add_placeholder_correction, daemon_script, failing_cli, init_messages, key_bindings, run_keypress_scenario,
+                                  run_review_scenario,
                                   run_placeholder_scenario)
 from tests.shell.conftest import shell_fixture
 from tests.shell.tmux import require
@@ -85,3 +86,8 @@ def test_shell_init_prints_a_valid_script_with_this_install_filled_in(capsys, ti
     assert "__TINYLLM" not in script
     assert str(tinyllm_home / "run" / "daemon.sock") in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_key_gives_the_models_own_order_unless_review_is_asked_for(tiny_checkpoint, tmp_path):
+    require("tmux", "bash", "curl")
+    run_review_scenario("bash", BASH, tmp_path, tiny_checkpoint)

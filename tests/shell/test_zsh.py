@@ -4,7 +4,7 @@ import subprocess
 from shell import init_script
 from tests.shell.daemon import stop_daemon
 from tests.shell.scenario import (add_placeholder_correction, PLACEHOLDER_COMMAND, daemon_script, failing_cli, init_messages, key_bindings,
-                                  run_keypress_scenario, run_placeholder_scenario)
+                                  run_keypress_scenario, run_placeholder_scenario, run_review_scenario)
 from tests.shell.conftest import shell_fixture
 from tests.shell.tmux import require
 from tinyllm_tui.cli import main
@@ -63,3 +63,8 @@ def test_shell_init_prints_a_valid_script(capsys, tinyllm_home):
     script = capsys.readouterr().out
     assert "__TINYLLM" not in script and str(tinyllm_home / "run" / "daemon.sock") in script
     assert subprocess.run(["zsh", "-n"], input=script, text=True).returncode == 0
+
+
+def test_key_gives_the_models_own_order_unless_review_is_asked_for(tiny_checkpoint, tmp_path):
+    require("tmux", "zsh", "curl")
+    run_review_scenario("zsh", ZSH, tmp_path, tiny_checkpoint)

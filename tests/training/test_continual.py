@@ -139,3 +139,21 @@ def test_update_from_the_bundled_model_keeps_it_for_rollback(tiny_checkpoint, mo
     assert result.decision == "accepted" and (result.parent_version, result.new_version) == (1, 2)
     assert store.path(1).read_bytes() == tiny_checkpoint.read_bytes() and store.active_version() == 2
     assert store.previous_version() == 1
+
+
+def test_an_update_reads_the_same_examples_and_reviewer_as_its_parent(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from engine.examples import Example, examples_path, save_examples
+    from engine.review import reviewer_path
+
+    parent = tmp_path / "m.tlm"
+    shutil.copyfile(tiny_checkpoint, parent)
+    save_examples(examples_path(parent), [Example("list files", "ls", "test")])
+    shutil.copyfile(tiny_checkpoint, reviewer_path(parent))
+    store = ModelStore()
+    store.add(parent, activate=True)
+    accepted("show hidden files", "ls -a")
+    assert run_update().decision == "accepted" and store.active_version() == 2
+    assert examples_path(store.path(2)).read_bytes() == examples_path(parent).read_bytes()
+    assert reviewer_path(store.path(2)).read_bytes() == reviewer_path(parent).read_bytes()

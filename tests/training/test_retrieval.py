@@ -1,6 +1,8 @@
 """Training prompts' retrieved examples, and the filled-placeholder variants that teach arguments."""
 import random
 
+import pytest
+
 from engine.examples import Example, ExampleIndex
 from training.data.placeholders import fill_placeholders, value_for
 from training.data.records import Pair
@@ -99,3 +101,29 @@ def test_sft_with_retrieval_writes_the_index_and_k_beside_the_checkpoint(tiny_to
     engine = Engine.from_checkpoint(checkpoint)
     assert (engine.retrieval.k, engine.retrieval.example_tokens) == (2, 64)
     assert len(engine.index.examples) == len(examples) and engine.neighbours("list files")
+
+
+def test_a_reviewer_trains_on_the_pairs_read_backwards_with_the_same_split(tiny_tokenizer, tmp_path):
+    import json
+
+    from engine.checkpoint import read_meta
+    from tests.conftest import PAIRS as TEST_PAIRS
+    from training.config import TrainConfig
+    from training.errors import TrainingError
+    from training.pipeline import ModelChoice, RetrievalChoice, read_split, run_sft
+    from training.run_dir import RunDir
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"instruction": r, "command": c}) + "\n" for r, c in TEST_PAIRS))
+    tokenizer = tmp_path / "tok.model"
+    tokenizer.write_bytes(tiny_tokenizer.model_proto)
+    config = TrainConfig(steps=2, batch_size=4, eval_every=100, eval_samples=2, checkpoint_every=100, bf16=False,
+                         progress=False)
+    choice = ModelChoice(preset="nano", tokenizer=str(tokenizer), context=128)
+    pairs = PairData(sources=[f"jsonl:{data}"], val_fraction=0.3, augment=0, reverse=True)
+    checkpoint = run_sft(RunDir(tmp_path / "run"), config, choice, pairs)
+    _, val = read_split(pairs)
+    held_out = read_meta(checkpoint)["base_eval_set"]  # a sample of the validation pairs, as trained
+    assert held_out and {(p["instruction"], p["command"]) for p in held_out} <= {(p.command, p.instruction) for p in val}
+    with pytest.raises(TrainingError, match="retrieved examples"):
+        run_sft(RunDir(tmp_path / "run2"), config, choice, pairs, retrieval=RetrievalChoice(k=2))

@@ -28,6 +28,8 @@ def register(subparsers) -> None:
                    help="retrieved examples as they are, without the request's words carried into them")
     p.add_argument("--no-checks", action="store_true",
                    help="score the candidates unchecked, and report what the checks would drop and re-rank")
+    p.add_argument("--no-review", action="store_true",
+                   help="the model's candidates in its own order, not ranked by its reviewer (what the key binding shows)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run)
 
@@ -54,6 +56,7 @@ def run(args) -> int:
     if args.k is not None and not 0 <= args.k <= 16:
         raise TrainingError("-k must be between 0 and 16")
     engine.options.checks = not args.no_checks
+    engine.options.review = not args.no_review
     if args.no_retrieval or args.k is not None:
         engine.retrieval = replace(engine.retrieval, k=0 if args.no_retrieval else args.k)
     if args.no_adapt:
@@ -72,6 +75,7 @@ def run(args) -> int:
                                                       "no_repeat_ngram": engine.options.no_repeat_ngram,
                                                       "blend": engine.options.blend,
                                                       "checks": engine.options.checks,
+                                                      "review": engine.reviews(),
                                                       "adapt": engine.retrieval.adapt},
                     **({"checks_effect": effect} if effect else {})})
     else:

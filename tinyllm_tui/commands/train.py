@@ -40,6 +40,7 @@ def register(subparsers) -> None:
     sft.add_argument("--data", action="append", help="pair source (default: tldr, nl2bash, cli-pairs)")
     sft.add_argument("--val-fraction", type=float, default=0.05)
     sft.add_argument("--augment", type=int, default=4, help="request variants per pair (0 = none)")
+    sft.add_argument("--reverse", action="store_true", help="train a reviewer: command in, request out")
     _add_model_args(sft)
     _add_loop_args(sft)
     sft.set_defaults(func=run_sft)
@@ -102,7 +103,7 @@ def run_sft(args) -> int:
     run = _run_dir(args, "sft")
     print(f"run: {run.path}")
     data = PairData(sources=args.data or list(DEFAULT_PAIR_SOURCES), val_fraction=args.val_fraction,
-                    augment=args.augment, seed=args.seed)
+                    augment=args.augment, reverse=args.reverse, seed=args.seed)
     print(sft(run, _config(args, "sft"), _choice(args), data, resume=args.resume, name=args.name))
     return 0
 

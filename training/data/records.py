@@ -20,6 +20,10 @@ class Pair:
     # so augmentation uses it to write requests that do. Empty for other sources.
     topic: str = ""
 
+    def reversed(self) -> "Pair":
+        """The pair read the other way, command in and request out: what a reviewer learns from."""
+        return Pair(self.command, self.instruction, self.source)
+
     def to_dict(self) -> dict:
         """The form pairs take in JSON Lines files and checkpoint metadata (replay and eval samples)."""
         return {"instruction": self.instruction, "command": self.command}
