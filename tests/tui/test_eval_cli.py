@@ -67,3 +67,22 @@ def test_eval_uses_the_model_index_and_scores_the_lookup_alone(tiny_checkpoint, 
     assert scores()["retrieval_k"] == 2 and scores("-k", "1")["retrieval_k"] == 1
     result = tinyllm("eval", "--data", str(data), "--model", str(tiny_checkpoint), "--lookup", home=tinyllm_home)
     assert result.returncode == 2 and "no example index" in result.stderr
+
+
+def test_eval_ranks_with_the_models_reviewer_unless_told_not_to(tiny_checkpoint, tinyllm_home, tmp_path):
+    import shutil
+
+    from engine.review import reviewer_path
+
+    model = tmp_path / "m.tlm"
+    shutil.copyfile(tiny_checkpoint, model)
+    shutil.copyfile(tiny_checkpoint, reviewer_path(model))
+    data = write_pairs(tmp_path / "eval.jsonl", PAIRS)
+    decoded = {}
+    for flags in ([], ["--no-review"]):
+        result = tinyllm("eval", "--data", str(data), "--model", str(model), "-n", "3", "--json", *flags,
+                         home=tinyllm_home)
+        assert result.returncode == 0, result.stderr
+        decoded[bool(flags)] = json.loads(result.stdout)["decode"]
+    assert (decoded[False]["review"], decoded[False]["beam"]) == (True, 10)  # every beam of the reviewed width
+    assert (decoded[True]["review"], decoded[True]["beam"]) == (False, 3)

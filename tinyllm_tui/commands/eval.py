@@ -62,15 +62,15 @@ def run(args) -> int:
     if args.no_adapt:
         engine.retrieval = replace(engine.retrieval, adapt=False)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress,
-                      width=max(args.n, args.beam or args.n), lookup=args.lookup)
+    width = max(args.n, args.beam or args.n)
+    result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress, width=width, lookup=args.lookup)
     if args.out:
         write_predictions(args.out, pairs, result.predictions)
     effect = checks_effect(engine, pairs, result.predictions) if args.no_checks and not args.lookup else None
     if args.json:
         print_json({**result.to_dict(), "top_n": args.n, "skipped": skipped, "seconds": round(result.seconds, 2),
                     "model": str(path), "retrieval_k": engine.retrieval.k if engine.index else 0,
-                    "lookup": args.lookup, "decode": {"beam": max(args.n, args.beam or args.n),
+                    "lookup": args.lookup, "decode": {"beam": max(width, engine.options.review_width) if engine.reviews() else width,
                                                       "length_alpha": engine.options.length_alpha,
                                                       "no_repeat_ngram": engine.options.no_repeat_ngram,
                                                       "blend": engine.options.blend,
