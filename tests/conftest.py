@@ -1,9 +1,14 @@
 """Shared fixtures: an isolated TINYLLM_HOME, a tokenizer and a nano model trained in seconds."""
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
 from engine.checkpoint import save_checkpoint
+from engine.examples import examples_path, save_examples
 from engine.model import GPT, preset
+from engine.review import reviewer_path
 from engine.tokenizer import Tokenizer
 
 # Tiny models gain nothing from a second thread, and on a busy 2-core machine it makes them far slower.
@@ -70,3 +75,24 @@ def tiny_checkpoint(tiny_model, tiny_tokenizer, tmp_path_factory):
 def no_bundled_model(monkeypatch, tmp_path):
     """As if the package shipped no default model (what a user with none of their own would meet)."""
     monkeypatch.setattr("engine.store.BUNDLED_MODEL", tmp_path / "no-bundled-model.tlm")
+
+
+def model_copy(checkpoint, directory, examples=(), reviewer: bool = False) -> Path:
+    """`checkpoint` copied into `directory` as m.tlm, with an example index of `examples` beside it and,
+    with `reviewer`, the checkpoint itself as its reviewer: one of no skill, which still reorders."""
+    model = Path(directory) / "m.tlm"
+    shutil.copyfile(checkpoint, model)
+    if examples:
+        save_examples(examples_path(model), examples)
+    if reviewer:
+        shutil.copyfile(checkpoint, reviewer_path(model))
+    return model
+
+
+def both_orders(model, request: str) -> tuple[list[str], list[str]]:
+    """(the model's own order, the reviewed one): the three commands for `request` each way."""
+    from engine.generate import Engine
+
+    engine = Engine.from_checkpoint(model)
+    return ([c.command for c in engine.suggest(request, n=3, review=False)],
+            [c.command for c in engine.suggest(request, n=3)])

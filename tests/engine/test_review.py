@@ -1,13 +1,11 @@
 import logging
-import shutil
-
 import pytest
 import torch
 
 from engine.checkpoint import save_checkpoint
 from engine.generate import Engine
 from engine.review import Reviewer, reviewer_path
-from tests.conftest import PAIRS
+from tests.conftest import PAIRS, model_copy
 
 
 class PrefersOne:
@@ -51,8 +49,7 @@ def test_the_reviewer_reorders_the_models_candidates_and_only_when_asked(tiny_mo
 
 def test_a_model_reads_the_reviewer_beside_it_and_does_without_a_broken_one(tiny_checkpoint, tiny_model,
                                                                               tiny_tokenizer, tmp_path, caplog):
-    model = tmp_path / "m.tlm"
-    shutil.copyfile(tiny_checkpoint, model)
+    model = model_copy(tiny_checkpoint, tmp_path)
     assert Engine.from_checkpoint(model).reviewer is None
     save_checkpoint(reviewer_path(model), tiny_model, tiny_tokenizer, {"name": "reviewer"})
     engine = Engine.from_checkpoint(model)

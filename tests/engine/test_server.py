@@ -300,18 +300,11 @@ def test_two_starts_at_once_give_one_daemon_and_sigterm_removes_the_socket(tiny_
 
 def test_the_daemon_ranks_with_the_models_reviewer_unless_asked_not_to(tiny_checkpoint, tmp_path):
     """The shell key asks with review=0 (fast); `tinyllm suggest` and the app get the reviewed list."""
-    import shutil
+    from tests.conftest import both_orders, model_copy
 
-    from engine.generate import Engine
-    from engine.review import reviewer_path
-
-    model = tmp_path / "m.tlm"
-    shutil.copyfile(tiny_checkpoint, model)
-    shutil.copyfile(tiny_checkpoint, reviewer_path(model))  # a reviewer of no skill: it still reorders
-    engine = Engine.from_checkpoint(model)
+    model = model_copy(tiny_checkpoint, tmp_path, reviewer=True)
     request_text = "list files"
-    reviewed = [c.command for c in engine.suggest(request_text, n=3)]
-    plain = [c.command for c in engine.suggest(request_text, n=3, review=False)]
+    plain, reviewed = both_orders(model, request_text)
     assert reviewed != plain
     home = make_home(model)
     try:

@@ -52,15 +52,11 @@ def test_store_lives_under_tinyllm_home(tinyllm_home):
 
 
 def test_a_version_keeps_its_example_index_and_reviewer(tiny_checkpoint, tmp_path):
-    import shutil
-
-    from engine.examples import Example, examples_path, load_examples, save_examples
+    from engine.examples import Example, examples_path, load_examples
     from engine.review import reviewer_path
+    from tests.conftest import model_copy
 
-    model = tmp_path / "m.tlm"
-    shutil.copyfile(tiny_checkpoint, model)
-    save_examples(examples_path(model), [Example("list files", "ls", "test")])
-    shutil.copyfile(tiny_checkpoint, reviewer_path(model))
+    model = model_copy(tiny_checkpoint, tmp_path, [Example("list files", "ls", "test")], reviewer=True)
     store = ModelStore()
     version = store.add(model)
     other = store.add(tiny_checkpoint, activate=True)

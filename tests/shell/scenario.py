@@ -134,18 +134,11 @@ def init_messages(shell_argv: list[str], before: str, script: str) -> str:
 def run_review_scenario(shell: str, argv: list[str], workdir, checkpoint) -> None:
     """With a reviewer beside the model, the key shows the model's own order (the fast list) and, with
     TINYLLM_REVIEW=1, the reviewed one, as `tinyllm suggest` does."""
-    import shutil
-
-    from engine.generate import Engine
-    from engine.review import reviewer_path
+    from tests.conftest import both_orders, model_copy
     from tests.shell.daemon import make_home, remove_home
 
-    model = workdir / "m.tlm"
-    shutil.copyfile(checkpoint, model)
-    shutil.copyfile(checkpoint, reviewer_path(model))  # a reviewer of no skill: it still reorders
-    engine = Engine.from_checkpoint(model)
-    plain = [c.command for c in engine.suggest("list files", n=3, review=False)]
-    reviewed = [c.command for c in engine.suggest("list files", n=3)]
+    model = model_copy(checkpoint, workdir, reviewer=True)
+    plain, reviewed = both_orders(model, "list files")
     assert plain[1] != reviewed[1]
     home = make_home(model)
     try:

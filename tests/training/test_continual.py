@@ -142,15 +142,11 @@ def test_update_from_the_bundled_model_keeps_it_for_rollback(tiny_checkpoint, mo
 
 
 def test_an_update_reads_the_same_examples_and_reviewer_as_its_parent(tiny_checkpoint, tmp_path):
-    import shutil
-
-    from engine.examples import Example, examples_path, save_examples
+    from engine.examples import Example, examples_path
     from engine.review import reviewer_path
+    from tests.conftest import model_copy
 
-    parent = tmp_path / "m.tlm"
-    shutil.copyfile(tiny_checkpoint, parent)
-    save_examples(examples_path(parent), [Example("list files", "ls", "test")])
-    shutil.copyfile(tiny_checkpoint, reviewer_path(parent))
+    parent = model_copy(tiny_checkpoint, tmp_path, [Example("list files", "ls", "test")], reviewer=True)
     store = ModelStore()
     store.add(parent, activate=True)
     accepted("show hidden files", "ls -a")

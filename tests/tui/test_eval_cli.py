@@ -70,13 +70,9 @@ def test_eval_uses_the_model_index_and_scores_the_lookup_alone(tiny_checkpoint, 
 
 
 def test_eval_ranks_with_the_models_reviewer_unless_told_not_to(tiny_checkpoint, tinyllm_home, tmp_path):
-    import shutil
+    from tests.conftest import model_copy
 
-    from engine.review import reviewer_path
-
-    model = tmp_path / "m.tlm"
-    shutil.copyfile(tiny_checkpoint, model)
-    shutil.copyfile(tiny_checkpoint, reviewer_path(model))
+    model = model_copy(tiny_checkpoint, tmp_path, reviewer=True)
     data = write_pairs(tmp_path / "eval.jsonl", PAIRS)
     decoded = {}
     for flags in ([], ["--no-review"]):
