@@ -358,6 +358,21 @@ def check_candidates(candidates: list, known: Container[str] = frozenset(), requ
     return sorted(first_of_each([c for c in checked if c is not None]), key=_rank)
 
 
+def runs_missing_program(commands: list[str], request: str = "") -> list[bool]:
+    """For each command, whether it runs a program this machine lacks and the request does not name
+    (one that does not parse: False, the checks judge it)."""
+    _path.refresh()
+    named = frozenset(_REQUEST_WORD.findall(request))
+    out = []
+    for command in commands:
+        try:
+            programs = programs_in(command)
+        except ParseError:
+            programs = []
+        out.append(any(_plain_name(p) and p not in named and not _path.has(p) for p in programs))
+    return out
+
+
 def _rank(candidate) -> bool:
     """The user's own answers first; the sort is stable, so otherwise the engine's order stands."""
     return not _from_user(candidate)

@@ -1,16 +1,15 @@
 """The files a model reads beside its checkpoint, named after it: its example index
-(engine/examples.py) and its reviewer (engine/review.py). They go where the model goes: into the
-store as a new version, into a gated update's version, out of a recipe's export."""
+(engine/examples.py). They go where the model goes: into the store as a new version, into a gated
+update's version, out of a recipe's export."""
 import shutil
 from pathlib import Path
 
 from .atomic import atomic_path
 from .examples import examples_path
-from .review import reviewer_path
 
 
 def companions(checkpoint_path) -> list[Path]:
-    return [examples_path(checkpoint_path), reviewer_path(checkpoint_path)]
+    return [examples_path(checkpoint_path)]
 
 
 def copy_companions(source, target) -> None:

@@ -17,12 +17,12 @@ import torch
 
 from .adapt import adapt_all
 from .checkpoint import load_checkpoint
-from .checks import KnownOptions, check_candidates, doubtful_last, first_of_each, first_program
+from .checks import KnownOptions, check_candidates, doubtful_last, first_of_each, first_program, runs_missing_program
 from .cpu import inference_dtype
 from .errors import EngineError
 from .examples import Example, ExampleIndex, RetrievalSettings, examples_path, same_words
-from .model import GPT
-from .review import WEIGHT, Reviewer, reviewer_path
+from .model import GPT, IGNORE_INDEX
+from .review import MISSING_PROGRAM_COST, WEIGHT, Reviewer, summed_logprobs
 from .tokenizer import MAX_REQUEST_CHARS, Tokenizer, clean_text, normalize_request
 
 log = logging.getLogger("tinyllm.engine")
@@ -105,7 +105,8 @@ class Engine:
     @classmethod
     def from_checkpoint(cls, path, options: DecodeOptions | None = None, dtype: torch.dtype | None = None) -> "Engine":
         checkpoint = load_checkpoint(path)
-        model = checkpoint.model.to(dtype or inference_dtype())
+        dtype = dtype or inference_dtype()
+        model = checkpoint.model.to(dtype)
         retrieval = RetrievalSettings.from_meta(checkpoint.meta)
         index = None
         # A model that reads no examples (k = 0) still uses its index: it fills the places of
@@ -115,12 +116,7 @@ class Engine:
                 index = ExampleIndex.load(examples_path(path))
             except EngineError as e:  # the model still answers, from the plain prompt
                 log.error("%s; suggesting without retrieved examples", e)
-        reviewer = None
-        if reviewer_path(path).is_file():
-            try:
-                reviewer = Reviewer.load(reviewer_path(path), dtype or inference_dtype())
-            except EngineError as e:  # the model still answers, in its own order
-                log.error("%s; suggesting without a reviewer", e)
+        reviewer = Reviewer(checkpoint.reviewer.to(dtype), checkpoint.tokenizer) if checkpoint.reviewer is not None else None
         return cls(model, checkpoint.tokenizer, name=str(path), options=options or DecodeOptions.from_meta(checkpoint.meta),
                    index=index, retrieval=retrieval, reviewer=reviewer)
 
@@ -396,8 +392,9 @@ class Engine:
         for result in self.beam_search(requests, width=width, n=width if review else pool,
                                        max_new_tokens=max_new_tokens, settle=settle):
             yield [candidates[:n] for candidates in result]
-        if review:
-            result = [self.reviewed(request, candidates)[:pool] for request, candidates in zip(requests, result)]
+        if review:  # the lookup's commands compete too: the reviewer may prefer one to every beam
+            result = [self.reviewed(request, candidates + self.scored_examples(request, known, candidates))[:pool]
+                      for request, candidates, known in zip(requests, result, examples)]
         yield [self.with_known(request, candidates, n, known)
                for request, candidates, known in zip(requests, result, examples)]
 
@@ -405,11 +402,28 @@ class Engine:
         """Whether a list is ranked by the reviewer: asked for (else `options.review`) and there is one."""
         return self.reviewer is not None and (self.options.review if review is None else review)
 
+    def scored_examples(self, request: str, examples: list[Example], beams: list[Candidate]) -> list[Candidate]:
+        """The examples' commands the beams lack, as candidates with the model's log-probability of
+        writing each after this request's prompt (one forward pass), for the reviewer to rank."""
+        written = {c.command for c in beams}
+        commands = list(dict.fromkeys(e.command for e in examples if e.command not in written))
+        if not commands:
+            return []
+        budget = self._new_token_budget(None)
+        prompt = self.prompt_ids(request, budget)
+        answers = [(self.tokenizer.encode(command) + [self.tokenizer.eos_id])[:budget] for command in commands]
+        rows = [(prompt + answer, [IGNORE_INDEX] * len(prompt) + answer) for answer in answers]
+        return [Candidate(command, None, "example", logprob=logprob)
+                for command, logprob in zip(commands, summed_logprobs(self.model, rows, self.tokenizer.pad_id))]
+
     def reviewed(self, request: str, candidates: list[Candidate]) -> list[Candidate]:
-        """The model's candidates best first by log p(command | request) + WEIGHT * log p(request | command)."""
-        back = self.reviewer.scores(request, [c.command for c in candidates])
-        ranked = sorted(zip(candidates, back), key=lambda pair: -(pair[0].logprob + WEIGHT * pair[1]))
-        return [candidate for candidate, _ in ranked]
+        """The candidates best first by log p(command | request) + WEIGHT * log p(request | command),
+        less MISSING_PROGRAM_COST for one that runs a program this machine lacks (with the checks on)."""
+        commands = [c.command for c in candidates]
+        back = self.reviewer.scores(request, commands)
+        missing = runs_missing_program(commands, request) if self.options.checks else [False] * len(commands)
+        score = {id(c): c.logprob + WEIGHT * b - MISSING_PROGRAM_COST * m for c, b, m in zip(candidates, back, missing)}
+        return sorted(candidates, key=lambda c: -score[id(c)])
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.inference_mode()

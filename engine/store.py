@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import paths
 from .atomic import atomic_path, write_text_atomic
-from .checkpoint import read_meta
+from .checkpoint import checkpoint_bytes, load_checkpoint, read_meta, reviewer_for, stored_dtype
 from .errors import EngineError
 from .companions import copy_companions, remove_companions
 
@@ -111,9 +111,14 @@ class ModelStore:
             infos.append(VersionInfo(version, self.path(version), meta, version == active))
         return infos
 
-    def add(self, checkpoint_path, activate: bool = False) -> int:
-        """Copy a checkpoint in as the next version. The file is checked before it is taken."""
+    def add(self, checkpoint_path, activate: bool = False, reviewer=None) -> int:
+        """Copy a checkpoint in as the next version. The file is checked before it is taken. With
+        `reviewer` (a checkpoint file), the version stores that model as its reviewer (engine/review.py)."""
         read_meta(checkpoint_path)
+        if reviewer is not None:  # read before a version number is taken: a mismatch is a one-line error
+            checkpoint = load_checkpoint(checkpoint_path)
+            data = checkpoint_bytes(checkpoint.model, checkpoint.tokenizer, checkpoint.meta,
+                                    stored_dtype(checkpoint_path), reviewer_for(checkpoint, reviewer))
         # O_EXCL on the target picks a unique number even when two processes add at once.
         version = (self.versions() or [0])[-1] + 1
         try:
@@ -130,7 +135,10 @@ class ModelStore:
         try:
             copy_companions(checkpoint_path, target)  # first: the model reads them on load
             with atomic_path(target) as tmp:
-                shutil.copyfile(checkpoint_path, tmp)
+                if reviewer is None:
+                    shutil.copyfile(checkpoint_path, tmp)
+                else:
+                    Path(tmp).write_bytes(data)
         except OSError as e:  # a full disk: give the number back rather than leave an empty version
             target.unlink(missing_ok=True)
             remove_companions(target)

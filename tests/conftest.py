@@ -5,10 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import save_checkpoint
+from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.examples import examples_path, save_examples
 from engine.model import GPT, preset
-from engine.review import reviewer_path
 from engine.tokenizer import Tokenizer
 
 # Tiny models gain nothing from a second thread, and on a busy 2-core machine it makes them far slower.
@@ -79,13 +78,15 @@ def no_bundled_model(monkeypatch, tmp_path):
 
 def model_copy(checkpoint, directory, examples=(), reviewer: bool = False) -> Path:
     """`checkpoint` copied into `directory` as m.tlm, with an example index of `examples` beside it and,
-    with `reviewer`, the checkpoint itself as its reviewer: one of no skill, which still reorders."""
+    with `reviewer`, its own model stored as its reviewer: one of no skill, which still reorders."""
     model = Path(directory) / "m.tlm"
-    shutil.copyfile(checkpoint, model)
+    if reviewer:
+        c = load_checkpoint(checkpoint)
+        save_checkpoint(model, c.model, c.tokenizer, c.meta, reviewer=c.model)
+    else:
+        shutil.copyfile(checkpoint, model)
     if examples:
         save_examples(examples_path(model), examples)
-    if reviewer:
-        shutil.copyfile(checkpoint, reviewer_path(model))
     return model
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from engine import paths
-from engine.checkpoint import load_checkpoint, read_payload, save_checkpoint
+from engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, stored_dtype
 from engine.companions import copy_companions
 from engine.feedback import Correction, FeedbackStore, UpdateRecord
 from engine.generate import Engine
@@ -163,12 +163,6 @@ def _as_stored(model: GPT, dtype: torch.dtype) -> None:
             p.copy_(p.to(dtype).float())
 
 
-def _stored_dtype(path: Path) -> torch.dtype | None:
-    state = read_payload(path)["state_dict"]
-    dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
-    return dtypes.pop() if len(dtypes) == 1 and torch.float32 not in dtypes else None
-
-
 @contextmanager
 def update_lock():
     """One update at a time across processes: an exclusive flock on a file in the data dir."""
@@ -244,7 +238,7 @@ def _attempt(config: UpdateConfig, feedback: FeedbackStore, store: ModelStore, d
 
     before = score(model, tokenizer, new_pairs), score(model, tokenizer, base_pairs)
     fine_tune(model, tokenizer, training_mix(corrections, buffer, config), config)
-    dtype = _stored_dtype(parent_path)
+    dtype = stored_dtype(parent_path)
     if dtype is not None:
         _as_stored(model, dtype)
     after = score(model, tokenizer, new_pairs), score(model, tokenizer, base_pairs)
@@ -258,8 +252,7 @@ def _attempt(config: UpdateConfig, feedback: FeedbackStore, store: ModelStore, d
     if passed and not dry_run:
         scores = {"new_before": asdict(before[0]), "base_before": asdict(before[1]),
                   "new_after": asdict(after[0]), "base_after": asdict(after[1]), "base_set": base_set}
-        record.new_version = _publish(store, model, tokenizer, meta, parent_path, new_pairs, record, scores,
-                                      config, dtype)
+        record.new_version = _publish(store, model, checkpoint, new_pairs, record, scores, config, dtype)
         feedback.mark_learned(record.correction_ids, record.new_version)
     return record
 
@@ -271,10 +264,11 @@ def _explain(record: UpdateRecord, base_set: str) -> str:
             f"(delta {record.base_delta:+.3f}, needs >= {-record.epsilon:+.3f})")
 
 
-def _publish(store: ModelStore, model: GPT, tokenizer: Tokenizer, parent_meta: dict, parent_path: Path,
-             new_pairs: list[Pair], record: UpdateRecord, scores: dict, config: UpdateConfig,
-             dtype: torch.dtype | None) -> int:
-    """Save the updated model as the next version and activate it (the daemon follows the pointer)."""
+def _publish(store: ModelStore, model: GPT, parent: Checkpoint, new_pairs: list[Pair], record: UpdateRecord,
+             scores: dict, config: UpdateConfig, dtype: torch.dtype | None) -> int:
+    """Save the updated model as the next version and activate it (the daemon follows the pointer). It
+    keeps its parent's tokenizer, reviewer and example index."""
+    parent_meta, parent_path = parent.meta, parent.path
     if store.active_version() != record.parent_version:
         raise TrainingError("the active model changed while the update ran; run the update again")
     if record.parent_version is None:
@@ -295,6 +289,6 @@ def _publish(store: ModelStore, model: GPT, tokenizer: Tokenizer, parent_meta: d
         },
     )
     with tempfile.TemporaryDirectory(dir=paths.data_dir(), prefix=".update-") as tmp:
-        path = save_checkpoint(Path(tmp) / "model.tlm", model, tokenizer, meta, dtype=dtype)
-        copy_companions(parent_path, path)  # the new version reads the same examples, ranks with the same reviewer
+        path = save_checkpoint(Path(tmp) / "model.tlm", model, parent.tokenizer, meta, dtype=dtype, reviewer=parent.reviewer)
+        copy_companions(parent_path, path)
         return store.add(path, activate=True)

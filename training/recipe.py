@@ -6,7 +6,8 @@ those already finished, so running it again after a stop (or a crash) resumes wh
     <run_dir>/tokenizer.model   shared by every phase
     <run_dir>/pretrain/         a RunDir (optional phase)
     <run_dir>/sft/              a RunDir
-    <run_dir>/model.tlm         the exported model (weights in the recipe's export dtype)
+    <run_dir>/model.tlm         the exported model (weights in the recipe's export dtype), with the model
+                                of the recipe named by `[export] reviewer` as its reviewer
 """
 import json
 import logging
@@ -18,7 +19,8 @@ import torch
 
 from engine import paths
 from engine.atomic import write_bytes_atomic, write_text_atomic
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.checkpoint import load_checkpoint, reviewer_for, save_checkpoint
+from engine.errors import EngineError
 from engine.companions import copy_companions
 from engine.generate import DecodeOptions
 
@@ -52,6 +54,9 @@ def load_recipe(path) -> dict:
         unknown = set(recipe.get(section, {})) - {f.name for f in fields(settings)}
         if unknown:
             raise TrainingError(f"{path}: unknown keys in [{section}]: {', '.join(sorted(unknown))}")
+    unknown = set(recipe.get("export", {})) - {"dtype", "reviewer"}
+    if unknown:
+        raise TrainingError(f"{path}: unknown keys in [export]: {', '.join(sorted(unknown))}")
     return recipe
 
 
@@ -121,6 +126,12 @@ def run_recipe(path, run_dir=None) -> Path:
     if pretrain:
         pre = load_checkpoint(root / "pretrain" / "checkpoint.tlm").meta
         meta["pretrain"] = {k: pre.get(k) for k in ("data", "steps", "tokens", "train_seconds", "eval")}
-    out = save_checkpoint(root / "model.tlm", final.model, final.tokenizer, meta, dtype=dtype)
+    reviewer = None
+    if export.get("reviewer"):  # a recipe of the pairs read backwards (reviewer.toml), run first
+        try:
+            reviewer = reviewer_for(final, run_recipe(Path(path).resolve().parent / export["reviewer"]))
+        except EngineError as e:
+            raise TrainingError(f"{path}: [export] reviewer: {e}") from None
+    out = save_checkpoint(root / "model.tlm", final.model, final.tokenizer, meta, dtype=dtype, reviewer=reviewer)
     copy_companions(run.checkpoint, out)
     return out

@@ -63,6 +63,7 @@ def test_it_reads_examples_from_the_index_it_ships(engine):
     """The bundled model reads three retrieved examples, adapted to the request, from its training
     pairs' index; the index also names the utilities the checks know, and its commands fill the list."""
     assert engine.retrieval.k == 3 and engine.retrieval.adapt
+    assert engine.reviews()  # its reviewer is stored in the same file
     assert engine.index is not None and len(engine.index.examples) > 40_000
     assert {"tar", "git", "ffmpeg"} <= engine.index.utilities()
     assert len(engine.neighbours("follow the last 50 lines of access.log")) == 3
@@ -78,7 +79,9 @@ def test_it_reads_examples_from_the_index_it_ships(engine):
     ("follow the last 50 lines of access.log", "tail", ("50", "-f", "access.log")),
     ("make script.sh executable", "chmod", ("+x script.sh",)),
 ])
-def test_everyday_requests_get_a_usable_first_or_second_candidate(engine, request_text, program, words):
-    """Issue 11's requests (and one of ours): the model's best or the adapted lookup's best does it."""
-    first_two = engine.suggest(request_text, n=3)[:2]
+@pytest.mark.parametrize("review", [False, True], ids=["own-order", "reviewed"])
+def test_everyday_requests_get_a_usable_first_or_second_candidate(engine, request_text, program, words, review):
+    """Issue 11's requests (and one of ours): the model's best or the adapted lookup's best does it, in
+    the model's own order (the shell key) and ranked by its reviewer (suggest, ask, the app)."""
+    first_two = engine.suggest(request_text, n=3, review=review)[:2]
     assert any(c.command.split()[0] == program and all(w in c.command for w in words) for c in first_two), first_two

@@ -53,7 +53,7 @@ def test_store_lives_under_tinyllm_home(tinyllm_home):
 
 def test_a_version_keeps_its_example_index_and_reviewer(tiny_checkpoint, tmp_path):
     from engine.examples import Example, examples_path, load_examples
-    from engine.review import reviewer_path
+    from engine.generate import Engine
     from tests.conftest import model_copy
 
     model = model_copy(tiny_checkpoint, tmp_path, [Example("list files", "ls", "test")], reviewer=True)
@@ -61,8 +61,9 @@ def test_a_version_keeps_its_example_index_and_reviewer(tiny_checkpoint, tmp_pat
     version = store.add(model)
     other = store.add(tiny_checkpoint, activate=True)
     assert load_examples(examples_path(store.path(version))) == [Example("list files", "ls", "test")]
-    assert reviewer_path(store.path(version)).read_bytes() == tiny_checkpoint.read_bytes()
-    assert store.versions() == [version, other]  # a reviewer beside a version is not a version
-    assert not examples_path(store.path(other)).exists() and not reviewer_path(store.path(other)).exists()
+    assert store.path(version).read_bytes() == model.read_bytes()  # the reviewer is inside
+    assert Engine.from_checkpoint(store.path(version)).reviews()
+    assert store.versions() == [version, other]
+    assert not examples_path(store.path(other)).exists() and not Engine.from_checkpoint(store.path(other)).reviews()
     store.remove(version)
-    assert not examples_path(store.path(version)).exists() and not reviewer_path(store.path(version)).exists()
+    assert not examples_path(store.path(version)).exists()

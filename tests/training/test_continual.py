@@ -2,6 +2,7 @@
 import threading
 
 import pytest
+import torch
 
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.feedback import FeedbackStore
@@ -143,7 +144,6 @@ def test_update_from_the_bundled_model_keeps_it_for_rollback(tiny_checkpoint, mo
 
 def test_an_update_reads_the_same_examples_and_reviewer_as_its_parent(tiny_checkpoint, tmp_path):
     from engine.examples import Example, examples_path
-    from engine.review import reviewer_path
     from tests.conftest import model_copy
 
     parent = model_copy(tiny_checkpoint, tmp_path, [Example("list files", "ls", "test")], reviewer=True)
@@ -152,4 +152,5 @@ def test_an_update_reads_the_same_examples_and_reviewer_as_its_parent(tiny_check
     accepted("show hidden files", "ls -a")
     assert run_update().decision == "accepted" and store.active_version() == 2
     assert examples_path(store.path(2)).read_bytes() == examples_path(parent).read_bytes()
-    assert reviewer_path(store.path(2)).read_bytes() == reviewer_path(parent).read_bytes()
+    updated, before = load_checkpoint(store.path(2)).reviewer, load_checkpoint(parent).reviewer
+    assert all(torch.equal(a, b) for a, b in zip(updated.state_dict().values(), before.state_dict().values()))

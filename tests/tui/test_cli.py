@@ -28,6 +28,19 @@ def test_suggest_uses_the_active_model(tiny_checkpoint, tinyllm_home):
     assert listing[0]["version"] == 1 and listing[0]["active"]
 
 
+def test_models_add_stores_a_reviewer_with_the_version(tiny_checkpoint, tinyllm_home, tmp_path):
+    from engine.generate import Engine
+    from engine.store import ModelStore
+
+    added = tinyllm("models", "add", str(tiny_checkpoint), "--reviewer", str(tiny_checkpoint), home=tinyllm_home)
+    assert added.returncode == 0 and added.stdout.strip() == "1", added.stderr
+    assert Engine.from_checkpoint(ModelStore(tinyllm_home / "data" / "models").path(1)).reviews()
+    (tmp_path / "junk.tlm").write_bytes(b"nope")
+    refused = tinyllm("models", "add", str(tiny_checkpoint), "--reviewer", str(tmp_path / "junk.tlm"), home=tinyllm_home)
+    assert refused.returncode == 2 and "junk.tlm: not a tinyllm checkpoint" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_user_mistakes_are_one_line_errors(tiny_checkpoint, tinyllm_home, tmp_path):
     empty = tinyllm("suggest", "  ", "--model", str(tiny_checkpoint), home=tinyllm_home)
     assert empty.returncode == 2 and empty.stderr.strip() == "tinyllm: empty request: describe what the command should do"

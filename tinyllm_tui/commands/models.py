@@ -10,6 +10,9 @@ def register(subparsers) -> None:
     add = sub.add_parser("add", help="add a checkpoint file as a new version")
     add.add_argument("path")
     add.add_argument("--activate", action="store_true")
+    add.add_argument("--reviewer", metavar="PATH",
+                     help="store this model as the version's reviewer, which ranks its candidates "
+                          "(trained by training/recipes/reviewer.toml from the same tokenizer)")
     act = sub.add_parser("activate", help="make a version the active model")
     act.add_argument("version", type=int)
     sub.add_parser("rollback", help="activate the version before the active one")
@@ -36,7 +39,7 @@ def run(args) -> int:
         if store.active_version() is None:
             print(f"* bundled default model ({BUNDLED_MODEL.name})" if BUNDLED_MODEL.is_file() else "no models yet")
     elif args.action == "add":
-        version = store.add(args.path, activate=args.activate)
+        version = store.add(args.path, activate=args.activate, reviewer=args.reviewer)
         print(version)
     elif args.action == "activate":
         store.activate(args.version)
