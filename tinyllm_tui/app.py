@@ -139,7 +139,7 @@ class TinyLLMApp(App):
             self.action_reload_model()
 
     def action_reload_model(self) -> None:
-        self.query_one(SuggestPanel).set_status("loading model…")
+        self.query_one(SuggestPanel).show_model_loading()
         self.load_model()
 
     # -- navigation ----------------------------------------------------------------------------------

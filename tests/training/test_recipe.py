@@ -13,9 +13,10 @@ LOOP = "steps = 2\nbatch_size = 4\neval_every = 100\neval_samples = 2\ncheckpoin
 
 
 @pytest.fixture
-def recipes(tmp_path):
+def recipes(tmp_path, monkeypatch):
     """base.toml trains a nano model and its tokenizer; rev.toml reads its pairs backwards from it;
     other.toml trains a model of its own tokenizer (from other text)."""
+    monkeypatch.setenv("TINYLLM_DATA", str(tmp_path))  # recipes may name {data}; these name their files
     pairs, other = tmp_path / "pairs.jsonl", tmp_path / "other.jsonl"
     pairs.write_text("".join(json.dumps({"instruction": r, "command": c}) + "\n" for r, c in PAIRS * 3))
     other.write_text("".join(json.dumps({"instruction": f"please {r} now", "command": f"{c} --all"}) + "\n"

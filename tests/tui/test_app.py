@@ -25,6 +25,28 @@ async def ask(app, pilot, request):
     await pilot.pause()
 
 
+async def test_a_request_sent_while_the_model_loads_runs_once_it_is_ready(tiny_checkpoint, monkeypatch):
+    import threading
+
+    import engine.loader
+
+    release, load = threading.Event(), engine.loader.load_engine
+    monkeypatch.setattr(engine.loader, "load_engine", lambda path: release.wait(30) and load(path))
+    app = TinyLLMApp(model_path=tiny_checkpoint)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#request", Input).value = "list files"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "then “list files”" in str(app.query_one("#suggest-status").render())
+        assert not list(app.query(CandidateItem))
+        release.set()
+        for _ in range(3):  # the load, then the decode it starts
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        assert [item.command for item in app.query(CandidateItem)][0] == "ls -la"
+        assert [s.request for s in app.query_one(SuggestPanel).history] == ["list files"]
+
+
 async def test_suggest_streams_candidates_best_first(tiny_checkpoint):
     app = TinyLLMApp(model_path=tiny_checkpoint)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -115,6 +115,8 @@ class SuggestPanel(Vertical):
         super().__init__(**kwargs)
         self.engine = None
         self.model_note = "loading model…"
+        self.model_loading = True
+        self.pending: str | None = None  # a request sent while the model loads: it runs once it is ready
         self.n_candidates = candidates
         self.beam_width = max(beam_width, candidates)
         self.max_new_tokens = max_new_tokens
@@ -134,12 +136,19 @@ class SuggestPanel(Vertical):
                 yield ListView(id="history")
 
     # -- the model ---------------------------------------------------------------------------------
+    def show_model_loading(self) -> None:
+        self.model_loading = True
+        self.set_status("loading model…")
+
     def set_engine(self, engine, label: str) -> None:
-        self.engine = engine
+        self.engine, self.model_loading = engine, False
         self.set_status(f"model: {label} · ready")
+        if self.pending:
+            request, self.pending = self.pending, None
+            self.ask(engine, request)
 
     def set_unavailable(self, reason: str) -> None:
-        self.engine = None
+        self.engine, self.model_loading, self.pending = None, False, None
         self.set_status(f"⚠ {reason}. Here: Train tab to train one, Models tab to activate one.")
 
     def set_status(self, text: str) -> None:
@@ -153,10 +162,17 @@ class SuggestPanel(Vertical):
         if not request:
             return
         engine = self.engine  # read once: a compiled engine may replace it while this request decodes
-        if engine is None:
+        if engine is None and not self.model_loading:
             self.notify(self.model_note, severity="warning")
             return
         event.input.clear()  # ready for the next request; this one is in the history
+        if engine is None:
+            self.pending = request
+            self.set_status(f"loading model… then “{request}”")
+            return
+        self.ask(engine, request)
+
+    def ask(self, engine, request: str) -> None:
         self.current = Suggestion(len(self.history) + 1, request)
         self.history.append(self.current)
         self._show_candidates([])
