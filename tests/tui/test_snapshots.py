@@ -39,6 +39,10 @@ async def settle(pilot):
         widget.cursor_blink = False
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+    # A DataTable sizes its columns after the refresh that follows new rows: on a busy machine one
+    # pause could draw it with the widths of an empty table ("sft  finish").
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
 
 
 def showing(key):
