@@ -19,7 +19,8 @@
 Duplicates (same words after whitespace is collapsed) merge; the user's own answers go first, the
 rest keep the engine's order (a stable sort). A missing tool is a note, not a demotion: the right
 command for a tool the user has yet to install is still the right command, and putting it last cost
-NLC2CMD 0.035 on the validation split (MODEL_CARD.md, "Same request first").
+NLC2CMD 0.035 on the validation split (MODEL_CARD.md, "Same request first"). Only a reviewed ranking
+weighs it, as a small cost between near-equals (`runs_missing_program`, engine/review.py).
 """
 import os
 import re
@@ -369,7 +370,7 @@ def runs_missing_program(commands: list[str], request: str = "") -> list[bool]:
             programs = programs_in(command)
         except ParseError:
             programs = []
-        out.append(any(_plain_name(p) and p not in named and not _path.has(p) for p in programs))
+        out.append(any(p not in named and program_problem(p, ()) for p in programs))
     return out
 
 

@@ -316,8 +316,8 @@ class Engine:
         parse or runs an invented tool), then blended (`options.blend`: an example of this very
         request first when the model agrees on its program, then `blend`), else the lookup's after
         the model's, filling the places the checks freed. A command both propose keeps its first
-        place. The lookup's commands are not scored: the model did not write them, and scoring them
-        would cost a forward pass per request. `examples`: `list_examples` (None: looked up here)."""
+        place. Here the lookup's commands are not scored (that costs a forward pass: only a reviewed
+        list pays it, in `scored_examples`). `examples`: `list_examples` (None: looked up here)."""
         user = [Candidate(e.command, 0.0, e.source) for e in self.index.user_matches(request)] if self.index is not None else []
         examples = self.list_examples(request, n) if examples is None else examples
         looked = [Candidate(e.command, None, "example") for e in examples]
@@ -422,8 +422,8 @@ class Engine:
         commands = [c.command for c in candidates]
         back = self.reviewer.scores(request, commands)
         missing = runs_missing_program(commands, request) if self.options.checks else [False] * len(commands)
-        score = {id(c): c.logprob + WEIGHT * b - MISSING_PROGRAM_COST * m for c, b, m in zip(candidates, back, missing)}
-        return sorted(candidates, key=lambda c: -score[id(c)])
+        totals = [c.logprob + WEIGHT * b - MISSING_PROGRAM_COST * m for c, b, m in zip(candidates, back, missing)]
+        return [c for _, c in sorted(zip(totals, candidates), key=lambda pair: -pair[0])]
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.inference_mode()

@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     add.add_argument("--activate", action="store_true")
     add.add_argument("--reviewer", metavar="PATH",
                      help="store this model as the version's reviewer, which ranks its candidates "
-                          "(trained by training/recipes/reviewer.toml from the same tokenizer)")
+                          "(trained by training/recipes/reviewer2.toml, sharing the model's tokenizer)")
     act = sub.add_parser("activate", help="make a version the active model")
     act.add_argument("version", type=int)
     sub.add_parser("rollback", help="activate the version before the active one")
