@@ -104,12 +104,13 @@ def stored_dtype(path) -> torch.dtype | None:
 
 
 def reviewer_for(checkpoint: Checkpoint, reviewer_path) -> GPT:
-    """The model at `reviewer_path`, to be saved as `checkpoint`'s reviewer. It must read the same
-    tokens: a reviewer trained from the same recipe chain (training/recipes/reviewer.toml)."""
+    """The reviewer at `reviewer_path`, to be saved as `checkpoint`'s: the model of a reviewer's file
+    (training/recipes/reviewer.toml), or the reviewer a model file stores (a model trained on the same
+    tokenizer keeps the bundled model's reviewer). It must read the same tokens."""
     reviewer = load_checkpoint(reviewer_path)
     if reviewer.tokenizer.model_proto != checkpoint.tokenizer.model_proto:
         raise EngineError(f"{reviewer_path}: a reviewer must use its model's tokenizer ({checkpoint.path} has another)")
-    return reviewer.model
+    return reviewer.reviewer or reviewer.model
 
 
 def read_meta(path) -> dict:

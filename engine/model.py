@@ -39,6 +39,7 @@ PRESETS = {
     "nano": ModelConfig(vocab_size=4096, n_layer=2, n_head=4, d_model=128, d_ff=352, context=256),
     "mini": ModelConfig(vocab_size=8192, n_layer=4, n_head=4, d_model=256, d_ff=704, context=256),
     "tiny": ModelConfig(vocab_size=8192, n_layer=6, n_head=5, d_model=320, d_ff=864, context=256),
+    "medium": ModelConfig(vocab_size=8192, n_layer=8, n_head=6, d_model=384, d_ff=1024, context=256),
     "small": ModelConfig(vocab_size=8192, n_layer=8, n_head=8, d_model=512, d_ff=1376, context=256),
     "ref67m": ModelConfig(vocab_size=32000, n_layer=12, n_head=8, d_model=512, d_ff=2048, context=512),
 }

@@ -24,6 +24,8 @@ class TrainConfig:
     eval_every: int = _setting(500, "evaluate every N steps")
     eval_samples: int = _setting(200, "validation pairs scored by exact match")
     checkpoint_every: int = _setting(200, "save a checkpoint every N steps")
+    seconds: float = _setting(0.0, "a time budget: training ends after this many seconds, the learning rate decayed "
+                                   "over whichever of steps and seconds runs out first (0 = steps alone)")
     bf16: bool = _setting(True, "bf16 autocast (fp32 without)")
     compile: bool = _setting(False, "torch.compile the model")
     seed: int = _setting(0, "seed for data order and initialisation")

@@ -10,6 +10,8 @@ Neighbours are adapted to the example's request (its file names, numbers, hosts 
 engine adapts them at run time; a neighbour that becomes the answer itself teaches copying an adapted one.
 The number of neighbours varies per example (0 to k), so one model serves any k up to its own.
 """
+import multiprocessing
+import os
 import random
 from collections import defaultdict
 
@@ -20,6 +22,29 @@ from .data.records import Pair
 
 SEARCH_DEPTH = 12  # hits looked at per example before the rules above filter them
 NO_EXAMPLES_RATE = 0.05  # examples trained with an empty context: the model still answers without an index
+PARALLEL_FROM = 5000  # searches worth forking worker processes for (160k take 90 s on one core)
+
+_index: ExampleIndex | None = None  # the index forked workers search (set before the pool forks)
+
+
+def _search(job: tuple[str, int]) -> list[int]:
+    request, origin = job
+    return _index.search_ids(request, SEARCH_DEPTH, exclude={origin})
+
+
+def search_all(index: ExampleIndex, jobs: list[tuple[str, int]]) -> list[list[int]]:
+    """`SEARCH_DEPTH` hits for each (request, id to exclude), on every core where there are many: the
+    searches of a training set are what keeps an accelerator waiting before fine-tuning starts."""
+    global _index
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _index = index
+    try:
+        if workers < 2 or len(jobs) < PARALLEL_FROM:
+            return [_search(job) for job in jobs]
+        with multiprocessing.get_context("fork").Pool(min(workers, 16)) as pool:
+            return pool.map(_search, jobs, chunksize=256)
+    finally:
+        _index = None
 
 
 def index_examples(pairs: list[Pair]) -> list[Example]:
@@ -34,19 +59,20 @@ def training_neighbours(index: ExampleIndex, examples: list[Pair], origins: list
     for i, e in enumerate(index.examples):
         by_command[e.command].append(i)
     rng = random.Random(f"neighbours:{seed}")
-    out = []
-    for example, origin in zip(examples, origins):
+    plans = []  # (how many, the twin copied first or None): every draw made before any search
+    for origin in origins:
         count = 0 if rng.random() < NO_EXAMPLES_RATE else rng.randint(1, k)
+        twins = [i for i in by_command[index.examples[origin].command] if i != origin] if count else []
+        plans.append((count, rng.choice(twins) if twins and rng.random() < copy_rate else None))
+    searched = iter(search_all(index, [(e.instruction, o) for e, o, (n, _) in zip(examples, origins, plans) if n]))
+    out = []
+    for example, origin, (count, twin) in zip(examples, origins, plans):
         if count == 0:
             out.append([])
             continue
-        hits = index.search_ids(example.instruction, SEARCH_DEPTH, exclude={origin})
         command = index.examples[origin].command
-        others = [i for i in hits if index.examples[i].command != command]
-        twins = [i for i in by_command[command] if i != origin]
-        chosen = others[:count]
-        if twins and rng.random() < copy_rate:
-            chosen = [rng.choice(twins)] + others[:count - 1]
+        others = [i for i in next(searched) if index.examples[i].command != command]
+        chosen = others[:count] if twin is None else [twin] + others[:count - 1]
         chosen = [index.examples[i] for i in chosen]
         out.append(adapt_all(chosen, example.instruction) if adapted else chosen)
     return out

@@ -31,11 +31,20 @@ from .errors import TrainingError, writing
 from .run_dir import RunDir
 
 
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Linear warmup to `lr`, then cosine decay to `lr * min_lr_ratio` at the last step."""
+def progress_at(step: int, elapsed: float, config: TrainConfig) -> float:
+    """How far through its budget a run is (1.0: done): steps, or seconds where a time budget ends first."""
+    progress = step / max(1, config.steps)
+    return max(progress, elapsed / config.seconds) if config.seconds else progress
+
+
+def lr_at(step: int, config: TrainConfig, elapsed: float = 0.0) -> float:
+    """Linear warmup to `lr`, then cosine decay to `lr * min_lr_ratio` at the end of the budget (the last
+    step, or the last second of a time budget: a run sized by time on an unknown machine still anneals)."""
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
     progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+    if config.seconds:
+        progress = max(progress, min(1.0, elapsed / config.seconds))
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
 
@@ -170,12 +179,12 @@ class Trainer:
         status = "finished"
         try:
             model.train()
-            while self.step < config.steps:
-                if self._stop_agreed():
+            while not self._agreed(progress_at(self.step, self.elapsed, config) >= 1.0):
+                if self._agreed(self.stop_requested):
                     status = "stopped"
                     break
                 started = time.perf_counter()
-                lr = lr_at(self.step, config)
+                lr = lr_at(self.step, config, self.elapsed)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 loss_sum, step_tokens = 0.0, 0
@@ -198,9 +207,10 @@ class Trainer:
                 self.elapsed += seconds
                 self.tokens += step_tokens * self.world
                 self._log_step(loss_sum, lr, step_tokens * self.world / seconds, bar)
-                if self.step % config.eval_every == 0 or self.step == config.steps:
+                last = progress_at(self.step, self.elapsed, config) >= 1.0
+                if self.step % config.eval_every == 0 or last:
                     self.evaluate()
-                if self.step % config.checkpoint_every == 0 and self.step < config.steps:
+                if self.step % config.checkpoint_every == 0 and not last:
                     self.save()
             self.save()
             if self.world > 1:
@@ -228,11 +238,12 @@ class Trainer:
         if self.world > 1:
             dist.barrier()
 
-    def _stop_agreed(self) -> bool:
-        """All ranks stop at the same step, or DDP would hang waiting for the one that left."""
+    def _agreed(self, flag: bool) -> bool:
+        """True on every rank when it is on any (a stop, a spent time budget): all ranks stop at the same
+        step, or DDP would hang waiting for the one that left."""
         if self.world == 1:
-            return self.stop_requested
-        flag = torch.tensor([1.0 if self.stop_requested else 0.0], device=self.device)
+            return flag
+        flag = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
@@ -241,6 +252,8 @@ class Trainer:
             return
         per_step = self.elapsed / max(1, self.step)
         eta = per_step * (self.config.steps - self.step)
+        if self.config.seconds:
+            eta = min(eta, max(0.0, self.config.seconds - self.elapsed))
         self.run.event("step", step=self.step, total_steps=self.config.steps, loss=round(loss, 5),
                        lr=lr, tok_s=round(tok_s, 1), elapsed=round(self.elapsed, 2), eta=round(eta, 1),
                        peak_mem_mb=round(peak_memory_mb(), 1), tokens=self.tokens)

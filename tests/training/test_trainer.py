@@ -68,6 +68,23 @@ def test_schedule_warms_up_then_decays():
     assert lr_at(50, config) < lr_at(20, config)
 
 
+def test_a_time_budget_anneals_by_the_clock_when_it_ends_before_the_steps():
+    config = TrainConfig(steps=1000, lr=1e-3, warmup=10, min_lr_ratio=0.1, seconds=60)
+    assert lr_at(20, config, elapsed=0.0) == pytest.approx(lr_at(20, TrainConfig(steps=1000, lr=1e-3, warmup=10)))
+    assert lr_at(20, config, elapsed=30.0) == pytest.approx(0.55e-3)  # half the time: half the cosine
+    assert lr_at(20, config, elapsed=90.0) == pytest.approx(1e-4)  # spent: the floor
+
+
+def test_a_run_with_a_time_budget_finishes_when_the_time_is_spent(tiny_tokenizer, tmp_path, monkeypatch):
+    trainer = _trainer(tmp_path / "timed", tiny_tokenizer, steps=10_000)
+    trainer.config.seconds = 5.0
+    clock = iter(range(0, 10_000, 2))  # each step seems to take two seconds
+    monkeypatch.setattr("training.trainer.time.perf_counter", lambda: next(clock))
+    assert trainer.train() == "finished"
+    assert trainer.step == 3  # 2 s, 4 s, 6 s: the step that crossed 5 s was the last
+    assert load_checkpoint(trainer.run.checkpoint).meta["steps"] == 3
+
+
 def _trainer(run_dir, tokenizer, steps=6):
     torch.manual_seed(0)
     model = GPT(preset("nano", vocab_size=tokenizer.vocab_size, context=128))
@@ -139,7 +156,7 @@ def test_gradient_accumulation_syncs_only_on_the_last_micro_step(tiny_tokenizer,
     trainer = _trainer(tmp_path / "ddp", tiny_tokenizer, steps=2)
     trainer.config.grad_accum = 3
     trainer.world = 2  # as under torchrun, without a process group
-    monkeypatch.setattr(trainer, "_stop_agreed", lambda: False)
+    monkeypatch.setattr(trainer, "_agreed", lambda flag: flag)
     monkeypatch.setattr(trainer, "_record_rank_checksums", lambda: None)
     monkeypatch.setattr(trainer, "_leave_together", lambda: None)
     trainer.train()

@@ -1,11 +1,11 @@
-"""`tinyllm train tokenizer|pretrain|sft|recipe`: thin wrappers over training.pipeline."""
+"""`tinyllm train tokenizer|corpus|pretrain|sft|recipe`: thin wrappers over training.pipeline."""
 from training.config import TrainConfig
 
 from .common import add_config_flags, config_from_args, setup_torch
 
 
 def _add_model_args(p) -> None:
-    p.add_argument("--preset", default="tiny", help="model size from scratch: nano, mini, tiny, small, ref67m")
+    p.add_argument("--preset", default="tiny", help="model size from scratch: nano, mini, tiny, medium, small, ref67m")
     p.add_argument("--init", help="start from this checkpoint instead (its tokenizer comes with it)")
     p.add_argument("--tokenizer", help="SentencePiece model file (default: trained on the data)")
     p.add_argument("--vocab-size", type=int, default=8192)
@@ -30,6 +30,16 @@ def register(subparsers) -> None:
     tok.add_argument("-o", "--output", required=True, help="file to write the tokenizer model to")
     tok.set_defaults(func=run_tokenizer)
 
+    corpus = sub.add_parser("corpus", help="build the documentation corpus pretraining reads (man pages, tldr, "
+                                           "NL2Bash, scripts; no validation pair)")
+    corpus.add_argument("output", help="file to write (.jsonl.xz); pretrain on it with --text text:FILE")
+    corpus.add_argument("--data", action="append", help="pair source (default: tldr, nl2bash, cli-pairs)")
+    corpus.add_argument("--val-fraction", type=float, default=0.05, help="the split its validation pairs are kept out of")
+    corpus.add_argument("--man", default="1,8,5,7", help="man page sections, in order")
+    corpus.add_argument("--family-cap", type=int, default=100, help="man pages per family (gcloud_*, git-*)")
+    corpus.add_argument("--no-scripts", dest="scripts", action="store_false", help="leave out the machine's shell scripts")
+    corpus.set_defaults(func=run_corpus)
+
     pre = sub.add_parser("pretrain", help="next-token pretraining on text")
     pre.add_argument("--text", action="append", required=True, help="text source (text:PATH, man, hf:NAME)")
     _add_model_args(pre)
@@ -48,6 +58,8 @@ def register(subparsers) -> None:
     recipe = sub.add_parser("recipe", help="run every phase of a recipe file (resumable)")
     recipe.add_argument("file", help="a recipe .toml, e.g. training/recipes/default.toml")
     recipe.add_argument("--run-dir", help="where the recipe keeps its phases (default: under the data dir)")
+    recipe.add_argument("--prepare", action="store_true",
+                        help="write what its phases read (split, tokenizer, corpus) and stop: to train elsewhere")
     recipe.set_defaults(func=run_recipe)
 
 
@@ -84,6 +96,22 @@ def run_tokenizer(args) -> int:
     return 0
 
 
+def run_corpus(args) -> int:
+    import json
+
+    from training.data.corpus import CorpusSpec, CorpusStats, corpus_documents, write_corpus
+    from training.data.sources import DEFAULT_PAIR_SOURCES
+    from training.pipeline import PairData, read_split
+
+    train, val = read_split(PairData(sources=args.data or list(DEFAULT_PAIR_SOURCES), val_fraction=args.val_fraction))
+    spec = CorpusSpec(man_sections=tuple(s.strip() for s in args.man.split(",") if s.strip()),
+                      family_cap=args.family_cap, scripts=args.scripts)
+    stats = CorpusStats()
+    count = write_corpus(args.output, corpus_documents(spec, train, val, stats))
+    print(json.dumps({"output": args.output, "documents_written": count, **stats.to_dict()}))
+    return 0
+
+
 def run_pretrain(args) -> int:
     from training.pipeline import run_pretrain as pretrain
 
@@ -112,5 +140,5 @@ def run_recipe(args) -> int:
     from training.recipe import run_recipe as recipe
 
     setup_torch()
-    print(recipe(args.file, args.run_dir))
+    print(recipe(args.file, args.run_dir, prepare_only=args.prepare))
     return 0

@@ -19,7 +19,7 @@ from .. import jobs
 from ..messages import RunsPolled, WorkerNote
 
 PHASES = [("SFT (pairs)", "sft"), ("Pretrain (text)", "pretrain")]
-PRESETS = ["nano", "tiny", "small", "ref67m"]
+PRESETS = ["nano", "mini", "tiny", "medium", "small", "ref67m"]
 LOG_LINES = 3
 # Fixed, because plotext otherwise takes the next colours of whichever theme was set when the curve is
 # added, and that depends on whether the plot has been drawn once yet.

@@ -5,6 +5,7 @@ memory. Large local files are cut into chunks at blank lines rather than read wh
 """
 import gzip
 import json
+import lzma
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from training.data.records import report_skipped
 from training.errors import TrainingError
 
 TEXT_SUFFIXES = (".txt", ".md", ".text", ".rst")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.xz")  # compressed: a corpus that travels (data/corpus.py)
 MAN_ROOT = Path("/usr/share/man")
 MAN_WIDTH = "80"
 # A document longer than this is cut at a paragraph break: the tokenizer trainer skips very long
@@ -42,9 +44,14 @@ def _chunks(lines: Iterator[str], limit: int) -> Iterator[str]:
         yield doc
 
 
+def _is_jsonl(path: Path) -> bool:
+    return path.name.endswith(JSONL_SUFFIXES)
+
+
 def _jsonl_texts(path: Path, field: str, skipped: Counter | None) -> Iterator[str]:
     bad = 0
-    with path.open(encoding="utf-8", errors="replace") as f:
+    opener = {".gz": gzip.open, ".xz": lzma.open}.get(path.suffix, open)
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         for line in f:
             if not line.strip():
                 continue
@@ -61,19 +68,19 @@ def _jsonl_texts(path: Path, field: str, skipped: Counter | None) -> Iterator[st
 
 def read_text_files(path: str | Path, field: str = "text", skipped: Counter | None = None,
                     chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
-    """Documents from a text/markdown file (cut into ~`chunk_chars` pieces), a .jsonl file (the
-    `field` of each line), or every such file under a folder (recursively, in sorted order)."""
+    """Documents from a text/markdown file (cut into ~`chunk_chars` pieces), a .jsonl file, plain or
+    compressed (the `field` of each line), or every such file under a folder (recursively, in sorted order)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES + (".jsonl",))
+        files = sorted(p for p in path.rglob("*") if p.is_file() and (p.suffix in TEXT_SUFFIXES or _is_jsonl(p)))
         if not files:
-            raise TrainingError(f"no text files ({', '.join(TEXT_SUFFIXES)}, .jsonl) in {path}")
+            raise TrainingError(f"no text files ({', '.join(TEXT_SUFFIXES + JSONL_SUFFIXES)}) in {path}")
     elif path.exists():
         files = [path]
     else:
         raise TrainingError(f"no such file or directory: {path}")
     for file in files:
-        if file.suffix == ".jsonl":
+        if _is_jsonl(file):
             yield from _jsonl_texts(file, field, skipped)
             continue
         try:
@@ -95,7 +102,7 @@ def man_page_files(sections=("1", "8"), root: Path = MAN_ROOT) -> list[Path]:
     return files
 
 
-def _render_command() -> list[str] | None:
+def render_command() -> list[str] | None:
     """How to turn one page source into plain text here: man, else groff, else None."""
     if shutil.which("man"):
         return ["man", "-l", "-P", "cat", "-"]
@@ -123,7 +130,7 @@ def man_pages(sections=("1", "8"), root: Path = MAN_ROOT, limit: int | None = No
     """The machine's man pages rendered to plain text, one page per document. Yields nothing (with a
     warning) when the machine has no man pages or nothing to render them with."""
     files = man_page_files(sections, root)
-    command = _render_command()
+    command = render_command()
     if not files or command is None:
         report_skipped(Path(root), 1, skipped, "man page sources (none found, or neither man nor groff installed)")
         return
