@@ -73,7 +73,8 @@ def train_all(carry: Path, work: Path, recipes: list[str], deadline: float) -> d
     if not data.is_dir():
         with tarfile.open(carry / DATA_ARCHIVE) as tar:
             tar.extractall(data, filter="data")
-    env = dict(os.environ, TINYLLM_DATA=str(data), PYTHONUNBUFFERED="1")
+    os.environ["TINYLLM_DATA"] = str(data)  # the recipes' {data}: the data that came along, not this machine's
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     runs, procs = {}, []
     for recipe in recipes:
         name = recipe_name(recipe)
