@@ -1,4 +1,5 @@
 """Eval metrics on hand-made cases, and `evaluate` on the nano model that memorised PAIRS."""
+import json
 import time
 
 import pytest
@@ -7,7 +8,7 @@ from engine.generate import Engine
 from tests.conftest import PAIRS
 from training.data.records import Pair
 from training.errors import TrainingError
-from training.evaluate import evaluate, load_eval_pairs, predict
+from training.evaluate import evaluate, load_eval_pairs, predict, second_references
 from training.metrics import exact_match, nlc2cmd_pair, nlc2cmd_score, top_n_exact_match, utilities
 
 
@@ -116,3 +117,14 @@ def test_checks_effect_counts_what_the_checks_drop_and_top1_before_and_after():
     effect = checks_effect(SimpleNamespace(known_utilities=frozenset), pairs, [["parar -x", "ls -la"], ["parar", "ls |"]])
     assert effect == {"candidates": 4, "dropped": 3, "requests_left_empty": 1, "top1_changed": 2,
                       "exact_match_before": 0.5, "exact_match_after": 0.5}
+
+
+def test_a_second_reference_counts_as_right(engine, tmp_path):
+    """The everyday set gives `command2` where two ways are common: `ls -la` is right for 'list files'
+    whose first reference is `ls`."""
+    data = tmp_path / "everyday.jsonl"
+    data.write_text("".join(json.dumps({"instruction": r, "command": "echo other", "command2": c}) + "\n" for r, c in PAIRS))
+    pairs, _ = load_eval_pairs(data)
+    assert evaluate(engine, pairs, batch_size=4).exact_match == 0.0
+    both = evaluate(engine, pairs, batch_size=4, second=second_references(data))
+    assert (both.exact_match, both.nlc2cmd, both.first_utility) == (1.0, 1.0, 1.0)

@@ -8,7 +8,8 @@ from .common import model_path, print_json, setup_torch
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="score a model on instruction/command pairs (JSON Lines)")
-    p.add_argument("--data", required=True, help="JSON Lines file of {\"instruction\", \"command\"} objects")
+    p.add_argument("--data", required=True, help="JSON Lines file of {\"instruction\", \"command\"} objects "
+                                                 "(and optionally \"command2\", a second correct command)")
     p.add_argument("--model", help="checkpoint file (default: the active model)")
     p.add_argument("-n", type=int, default=1, help="predictions per example for top-N exact match (default 1)")
     p.add_argument("--limit", type=int, help="score only the first K examples")
@@ -37,7 +38,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from engine.generate import Engine
     from training.errors import TrainingError
-    from training.evaluate import DEFAULT_BATCH_SIZE, checks_effect, evaluate, load_eval_pairs, write_predictions
+    from training.evaluate import (DEFAULT_BATCH_SIZE, checks_effect, evaluate, load_eval_pairs, second_references,
+                                   write_predictions)
 
     if not 1 <= args.n <= 20:
         raise TrainingError("-n must be between 1 and 20")
@@ -63,7 +65,8 @@ def run(args) -> int:
         engine.retrieval = replace(engine.retrieval, adapt=False)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     width = max(args.n, args.beam or args.n)
-    result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress, width=width, lookup=args.lookup)
+    result = evaluate(engine, pairs, n=args.n, batch_size=batch_size, progress=progress, width=width, lookup=args.lookup,
+                      second=second_references(args.data))
     if args.out:
         write_predictions(args.out, pairs, result.predictions)
     effect = checks_effect(engine, pairs, result.predictions) if args.no_checks and not args.lookup else None
