@@ -1,7 +1,8 @@
 """Name a data source with one string; get its records.
 
-Pair sources ("KIND" or "KIND:PATH"): tldr, nl2bash, cli-pairs, jsonl. Without a path the kind's folder
-under the default data directory is used (jsonl needs a path).
+Pair sources ("KIND" or "KIND:PATH"): tldr, nl2bash, cli-pairs, core, jsonl. Without a path the kind's
+folder under the default data directory is used; core, whose task files ship with the code, reads
+training/data/core_tasks/ (jsonl needs a path).
 Text sources: "text:PATH" (txt/md files or .jsonl with a "text" field), "man", "man:1,8" or
 "man:1,8:2000" (this machine's man pages, by section, optionally an even sample of 2000), "hf:NAME" or "hf:NAME:CONFIG" (a Hugging Face dataset, streamed).
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from training.data.cli_pairs import read_cli_pairs
+from training.data.core_tasks import FOLDER as CORE_TASKS_FOLDER, read_core_tasks
 from training.data.jsonl import read_jsonl
 from training.data.nl2bash import read_nl2bash
 from training.data.records import Pair
@@ -21,9 +23,13 @@ from training.data.text import hf_texts, man_pages, read_text_files
 from training.data.tldr import read_tldr
 from training.errors import TrainingError
 
-PAIR_READERS = {"tldr": read_tldr, "nl2bash": read_nl2bash, "cli-pairs": read_cli_pairs, "jsonl": read_jsonl}
+PAIR_READERS = {"tldr": read_tldr, "nl2bash": read_nl2bash, "cli-pairs": read_cli_pairs,
+                "core": read_core_tasks, "jsonl": read_jsonl}
 # Folder of each kind under the data directory (shared/data/README.md).
 DEFAULT_FOLDERS = {"tldr": "tldr", "nl2bash": "nl2bash", "cli-pairs": "tinyllm-cli-pairs"}
+# Kinds whose data is part of the repository, found beside the code rather than in the data directory
+# (so a GPU run's data archive, built from DEFAULT_FOLDERS, need not carry them).
+SHIPPED_FOLDERS = {"core": CORE_TASKS_FOLDER}
 DEFAULT_PAIR_SOURCES = ("tldr", "nl2bash", "cli-pairs")
 
 
@@ -52,9 +58,12 @@ def load_pairs(spec: str, skipped: Counter | None = None) -> Iterator[Pair]:
         kinds = ", ".join(PAIR_READERS)
         raise TrainingError(f"unknown pair source {spec!r}; expected one of {kinds} (as KIND or KIND:PATH)")
     if not path:
-        if kind not in DEFAULT_FOLDERS:
+        if kind in SHIPPED_FOLDERS:
+            path = str(SHIPPED_FOLDERS[kind])
+        elif kind in DEFAULT_FOLDERS:
+            path = str(default_data_dir() / DEFAULT_FOLDERS[kind])
+        else:
             raise TrainingError(f"{kind} needs a path: {kind}:PATH")
-        path = str(default_data_dir() / DEFAULT_FOLDERS[kind])
     count = 0
     for pair in PAIR_READERS[kind](path, skipped=skipped):
         count += 1
