@@ -19,7 +19,7 @@
 Duplicates (same words after whitespace is collapsed) merge; the user's own answers go first, the
 rest keep the engine's order (a stable sort). A missing tool is a note, not a demotion: the right
 command for a tool the user has yet to install is still the right command, and putting it last cost
-NLC2CMD 0.035 on the validation split (MODEL_CARD.md, "Same request first"). Only a reviewed ranking
+NLC2CMD 0.035 on the validation split (docs/experiments/grounded2.md, "Same request first"). Only a reviewed ranking
 weighs it, as a small cost between near-equals (`runs_missing_program`, engine/review.py).
 """
 import os
@@ -42,7 +42,7 @@ NOT_INSTALLED = "not installed"
 UNSEEN_OPTION = "unseen option"
 REPEATED_ARGUMENT = "repeated argument"
 # Notes that move a candidate last within its list: on the validation split no first candidate with
-# one was right (MODEL_CARD.md, "Doubtful candidates last").
+# one was right (docs/experiments/grounded2.md, "Doubtful candidates last").
 DOUBTS = (UNSEEN_OPTION, REPEATED_ARGUMENT)
 SHARED_BY = 25  # a long option this many programs use (--help, --version, --verbose) is no one's invention
 _UTILITIES_FILE = Path(__file__).parent / "bundled" / "utilities.txt"
@@ -292,7 +292,7 @@ def program_options(command: str) -> Iterator[tuple[str, list[str]]]:
 class KnownOptions:
     """The long options each program's known commands use, and those many programs share. A model
     that writes another (`gzip -d --install`) invented it: 73 of the model's 1,955 first candidates
-    on the validation split had one, none of them right (MODEL_CARD.md, "Doubtful candidates last")."""
+    on the validation split had one, none of them right (docs/experiments/grounded2.md, "Doubtful candidates last")."""
     by_program: Mapping[str, frozenset[str]] = field(default_factory=dict)
     shared: frozenset[str] = frozenset()
 

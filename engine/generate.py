@@ -241,7 +241,7 @@ class Engine:
         for. The blend puts the model's best first and the lookup's commands next, so the model's
         others only fill the places the lookup leaves: waiting for its best alone decodes 12.7
         steps per request instead of 17.7 on the validation split, exact match and NLC2CMD a little
-        up, top-3 down by 5 of 1,955 (MODEL_CARD.md, "Stop at the model's best"). Without the
+        up, top-3 down by 5 of 1,955 (docs/experiments/grounded2.md, "Stop at the model's best"). Without the
         blend, all `width`."""
         return max(1, min(width, n - len(examples))) if self.options.blend else width
 
@@ -471,7 +471,7 @@ def blend(model: list[Candidate], looked: list[Candidate]) -> list[Candidate]:
     """The model's best, the lookup's best, then the lookup's next and the model's next in turn
     (a command in both lists is there twice: the caller keeps its first place). On
     the validation split this beats the model's own list and the lookup's on exact match and NLC2CMD
-    (MODEL_CARD.md, "Same request first")."""
+    (docs/experiments/grounded2.md, "Same request first")."""
     out = model[:1] + looked[:1]
     for pair in itertools.zip_longest(looked[1:], model[1:]):
         out += [c for c in pair if c is not None]

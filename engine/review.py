@@ -4,7 +4,7 @@ trained on the pairs read backwards (training/recipes/reviewer.toml).
 The model's own score, log p(command | request), favours commands that are likely whatever was
 asked (`ls`, `find .`); adding the reviewer's favours those from which the request could be told
 back (Coder-Reviewer reranking, Zhang et al. 2022). On the validation split it is the largest gain
-in exact match we have measured without a bigger model (MODEL_CARD.md, "A reviewer model").
+in exact match we have measured without a bigger model (docs/experiments/grounded2.md, "A reviewer model").
 
 A model's reviewer is stored in its checkpoint (engine/checkpoint.py), so it goes wherever the model
 goes; a model without one ranks as before.
