@@ -11,7 +11,8 @@ those already finished, so running it again after a stop (or a crash) resumes wh
     <run_dir>/sft/              a RunDir
     <run_dir>/model.tlm         the exported model (weights in the recipe's export dtype), with a reviewer
                                 where `[export] reviewer` names one: a recipe (.toml, run first: its model),
-                                or a model file (.tlm: the reviewer stored in it)
+                                or a model file (.tlm: the reviewer stored in it); its example index holds the
+                                training pairs and the pairs of `[export] index` sources (no validation pair)
 """
 import json
 import logging
@@ -29,10 +30,12 @@ from engine.companions import copy_companions
 from engine.generate import DecodeOptions
 
 from .data.corpus import CorpusSpec, CorpusStats, corpus_documents, write_corpus
-from .data.sources import default_data_dir, load_texts
+from .data.jsonl import read_jsonl
+from .data.sources import default_data_dir, load_pairs, load_texts
 from .config import TrainConfig
 from .errors import TrainingError
 from .pipeline import ModelChoice, PairData, RetrievalChoice, read_split, run_pretrain, run_sft, tokenizer_texts
+from .retrieval import extend_index
 from .run_dir import RunDir
 from .tokenizer_train import train_tokenizer
 
@@ -59,7 +62,7 @@ def load_recipe(path) -> dict:
         unknown = set(recipe.get(section, {})) - {f.name for f in fields(settings)}
         if unknown:
             raise TrainingError(f"{path}: unknown keys in [{section}]: {', '.join(sorted(unknown))}")
-    for section, keys in (("export", {"dtype", "reviewer", "retrieval"}), ("tokenizer", {"text", "from"}),
+    for section, keys in (("export", {"dtype", "reviewer", "retrieval", "index"}), ("tokenizer", {"text", "from"}),
                           ("corpus", {"man", "family_cap", "scripts"})):
         unknown = set(recipe.get(section, {})) - keys
         if unknown:
@@ -181,4 +184,8 @@ def run_recipe(path, run_dir=None, prepare_only: bool = False) -> Path:
             raise TrainingError(f"{path}: [export] reviewer: {e}") from None
     out = save_checkpoint(root / "model.tlm", final.model, final.tokenizer, meta, dtype=dtype, reviewer=reviewer)
     copy_companions(run.checkpoint, out)
+    if export.get("index"):  # pair sources the engine looks up but the model was not trained on
+        val_pairs = list(read_jsonl(val_file, source="val"))
+        added = extend_index(out, [pair for spec in export["index"] for pair in load_pairs(spec)], val_pairs)
+        log.info("example index: %d pairs of %s added", added, ", ".join(export["index"]))
     return out

@@ -16,7 +16,7 @@ import random
 from collections import defaultdict
 
 from engine.adapt import adapt_all
-from engine.examples import Example, ExampleIndex
+from engine.examples import Example, ExampleIndex, examples_path, load_examples, save_examples
 
 from .data.records import Pair
 
@@ -49,6 +49,20 @@ def search_all(index: ExampleIndex, jobs: list[tuple[str, int]]) -> list[list[in
 
 def index_examples(pairs: list[Pair]) -> list[Example]:
     return [Example(p.instruction, p.command, p.source) for p in pairs]
+
+
+def extend_index(model_path, pairs, val_pairs: list[Pair]) -> int:
+    """Add `pairs` (a source the model was not trained on, such as the core tasks) to the example index
+    beside `model_path`, leaving out any whose request or command is a validation pair's, so the lookup
+    cannot answer a validation request from a copy of it. Returns how many were added."""
+    banned = {p.command for p in val_pairs} | {p.instruction for p in val_pairs}
+    path = examples_path(model_path)
+    examples = load_examples(path) if path.is_file() else []
+    known = {(e.request, e.command) for e in examples}
+    added = [e for e in index_examples([p for p in pairs if p.command not in banned and p.instruction not in banned])
+             if (e.request, e.command) not in known]
+    save_examples(path, examples + added)
+    return len(added)
 
 
 def training_neighbours(index: ExampleIndex, examples: list[Pair], origins: list[int], k: int,

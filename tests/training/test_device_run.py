@@ -47,6 +47,7 @@ k = 2
 dtype = "bfloat16"
 reviewer = "{parent}"
 retrieval = {{ k = 1, adapt = true }}
+index = ["core"]
 ''')
     return str(recipe)
 
@@ -94,7 +95,9 @@ def test_the_device_run_rehearsed_on_the_cpu_brings_back_whole_models(tmp_path, 
         assert model.meta["pretrain"]["steps"] >= 1 and model.meta["retrieval"] == {"k": 1, "adapt": True, "example_tokens": 48}
         engine = Engine.from_checkpoint(path)
         assert engine.reviews()  # the parent's reviewer, named by [export] reviewer
-        assert engine.index is not None and len(engine.index.examples) > 500  # its training pairs came back too
+        # Its training pairs came back too, with the core tasks its export added to the lookup.
+        assert engine.index is not None and len(engine.index.examples) > 500 + 7000
+        assert engine.lookup("what is my username", 1) == ["whoami"]
     # The time budget, not the 1,000 steps, ended the timed run's pretraining, and it still finished.
     assert load_checkpoint(models["toy-timed"]).meta["pretrain"]["steps"] < 1000
     assert (back / "logs" / "toy" / "sft" / "metrics.jsonl").is_file()

@@ -127,3 +127,17 @@ def test_a_reviewer_trains_on_the_pairs_read_backwards_with_the_same_split(tiny_
     assert held_out and {(p["instruction"], p["command"]) for p in held_out} <= {(p.command, p.instruction) for p in val}
     with pytest.raises(TrainingError, match="retrieved examples"):
         run_sft(RunDir(tmp_path / "run2"), config, choice, pairs, retrieval=RetrievalChoice(k=2))
+
+
+def test_an_index_extended_with_other_pairs_keeps_out_every_validation_request_and_command(tmp_path):
+    from engine.examples import examples_path, load_examples, save_examples
+    from training.retrieval import extend_index
+
+    model = tmp_path / "m.tlm"
+    save_examples(examples_path(model), [Example("list files", "ls -la", "tldr")])
+    val = [Pair("show disk usage", "df -h", "val")]
+    extra = [Pair("make a directory called build", "mkdir build", "core"), Pair("how full is the disk", "df -h", "core"),
+             Pair("show disk usage", "du -sh .", "core"), Pair("list files", "ls -la", "core")]
+    assert extend_index(model, extra, val) == 1
+    assert [(e.request, e.command) for e in load_examples(examples_path(model))] == [
+        ("list files", "ls -la"), ("make a directory called build", "mkdir build")]
