@@ -41,15 +41,16 @@ def recipe_name(recipe: str) -> str:
 
 def prepare(carry: Path, recipes: list[str], data_dir: Path) -> None:
     """Each recipe's run dir prepared under CARRY/runs, and the pair data it reads in CARRY/data.tar.xz."""
-    from training.recipe import run_recipe
+    from training.recipe import load_recipe, run_recipe
 
     carry.mkdir(parents=True, exist_ok=True)
     built: dict[bytes, Path] = {}  # one corpus per distinct [corpus] section and split
     for recipe in recipes:
-        root = carry / RUNS / recipe_name(recipe)
+        settings = load_recipe(recipe)
+        root = carry / RUNS / settings.get("name", Path(recipe).stem)
         root.mkdir(parents=True, exist_ok=True)
-        key = json.dumps([_section(recipe, "corpus"), _section(recipe, "sft").get("data"),
-                          _section(recipe, "sft").get("val_fraction")], sort_keys=True).encode()
+        key = json.dumps([settings.get("corpus"), settings["sft"].get("data"), settings["sft"].get("val_fraction")],
+                         sort_keys=True).encode()
         if key in built and not (root / "corpus.jsonl.xz").exists():
             shutil.copy2(built[key], root / "corpus.jsonl.xz")
         run_recipe(recipe, root, prepare_only=True)
@@ -59,12 +60,6 @@ def prepare(carry: Path, recipes: list[str], data_dir: Path) -> None:
         for folder in sorted(set(DEFAULT_FOLDERS.values())):
             if (data_dir / folder).is_dir():
                 tar.add(data_dir / folder, arcname=folder, filter=lambda info: None if "/." in info.name else info)
-
-
-def _section(recipe: str, section: str) -> dict:
-    from training.recipe import load_recipe
-
-    return load_recipe(recipe).get(section, {})
 
 
 def train_all(carry: Path, work: Path, recipes: list[str], deadline: float) -> dict[str, Path]:

@@ -29,7 +29,7 @@ from engine.errors import EngineError
 from engine.companions import copy_companions
 from engine.generate import DecodeOptions
 
-from .data.corpus import CorpusSpec, CorpusStats, corpus_documents, write_corpus
+from .data.corpus import CorpusSpec, build_corpus
 from .data.jsonl import read_jsonl
 from .data.sources import default_data_dir, load_pairs, load_texts
 from .config import TrainConfig
@@ -83,11 +83,10 @@ def _relative(recipe_path, value: str) -> Path:
     return Path(recipe_path).resolve().parent / value
 
 
-def build_corpus(recipe_path, section: dict, train_pairs, val_pairs, out: Path) -> None:
+def _write_corpus(section: dict, train_pairs, val_pairs, out: Path) -> None:
     spec = CorpusSpec(man_sections=tuple(section.get("man", CorpusSpec.man_sections)),
                       family_cap=section.get("family_cap", CorpusSpec.family_cap), scripts=section.get("scripts", True))
-    stats = CorpusStats()
-    count = write_corpus(out, corpus_documents(spec, train_pairs, val_pairs, stats))
+    count, stats = build_corpus(out, spec, train_pairs, val_pairs)
     log.info("corpus: %d documents %s -> %s", count, json.dumps(stats.to_dict()), out)
     write_text_atomic(out.with_name("corpus.stats.json"), json.dumps(stats.to_dict(), indent=1) + "\n", 0o644)
 
@@ -137,7 +136,7 @@ def run_recipe(path, run_dir=None, prepare_only: bool = False) -> Path:
         write_bytes_atomic(tokenizer_file, proto)
     if "corpus" in recipe and not corpus_file.is_file():
         log.info("building the documentation corpus: %s", corpus_file)
-        build_corpus(path, recipe["corpus"], train_pairs, val_pairs, corpus_file)
+        _write_corpus(recipe["corpus"], train_pairs, val_pairs, corpus_file)
     if prepare_only:
         return root
     if init:

@@ -99,15 +99,14 @@ def run_tokenizer(args) -> int:
 def run_corpus(args) -> int:
     import json
 
-    from training.data.corpus import CorpusSpec, CorpusStats, corpus_documents, write_corpus
+    from training.data.corpus import CorpusSpec, build_corpus
     from training.data.sources import DEFAULT_PAIR_SOURCES
     from training.pipeline import PairData, read_split
 
     train, val = read_split(PairData(sources=args.data or list(DEFAULT_PAIR_SOURCES), val_fraction=args.val_fraction))
     spec = CorpusSpec(man_sections=tuple(s.strip() for s in args.man.split(",") if s.strip()),
                       family_cap=args.family_cap, scripts=args.scripts)
-    stats = CorpusStats()
-    count = write_corpus(args.output, corpus_documents(spec, train, val, stats))
+    count, stats = build_corpus(args.output, spec, train, val)
     print(json.dumps({"output": args.output, "documents_written": count, **stats.to_dict()}))
     return 0
 

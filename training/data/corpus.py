@@ -174,3 +174,9 @@ def write_corpus(path: str | Path, documents: Iterable[dict]) -> int:
         if not count:
             raise TrainingError(f"{path}: no documents for the corpus (no man pages, pairs or scripts found)")
     return count
+
+
+def build_corpus(out: str | Path, spec: CorpusSpec, train_pairs: list[Pair], val_pairs: list[Pair]) -> tuple[int, CorpusStats]:
+    """The corpus of `spec` written to `out`: how many documents, and what each source gave."""
+    stats = CorpusStats()
+    return write_corpus(out, corpus_documents(spec, train_pairs, val_pairs, stats)), stats
